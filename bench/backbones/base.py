@@ -1,0 +1,60 @@
+"""The backbone interface every method is written against (DESIGN.md, "The backbone interface").
+
+A backbone exposes shape facts, per-layer prefix keys/values, the layer's own frozen K/V projection and
+token hooks. It must not contain method-specific code: methods attach to these hooks.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+# Keys and values for one layer, shaped (P, heads, head_dim) or (batch, P, heads, head_dim).
+PrefixKV = tuple[torch.Tensor, torch.Tensor]
+# (layer index, batch size) -> the prefix of that layer, or None for no prefix there.
+PrefixProvider = Callable[[int, int], PrefixKV | None]
+# (layer index, hidden states (batch, tokens, hidden)) -> hidden states; called before each layer.
+TokenHook = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+class Backbone(nn.Module, ABC):
+    """A frozen pre-trained network with hooks for prefix K/V and prompt tokens."""
+
+    num_layers: int
+    hidden_size: int
+    num_heads: int
+    head_dim: int
+    num_prefix_tokens: int  # tokens before the patches (CLS); prompts are inserted after them
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prefix_provider: PrefixProvider | None = None
+        self.token_hook: TokenHook | None = None
+
+    def set_prefix_provider(self, provider: PrefixProvider | None) -> None:
+        if provider is not None and self.prefix_provider is not None:
+            raise RuntimeError("a prefix provider is already attached to this backbone")
+        self.prefix_provider = provider
+
+    def set_token_hook(self, hook: TokenHook | None) -> None:
+        if hook is not None and self.token_hook is not None:
+            raise RuntimeError("a token hook is already attached to this backbone")
+        self.token_hook = hook
+
+    @abstractmethod
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (batch, 3, H, W), normalised -> features (batch, hidden) for the classification head."""
+
+    @abstractmethod
+    def project_kv(self, layer: int, x: torch.Tensor) -> PrefixKV:
+        """The layer's own frozen LayerNorm + W_K / W_V (with bias): (..., P, hidden) -> (..., P, heads, head_dim)."""
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., hidden) -> (..., heads, head_dim): contiguous chunks, the layout of the projected keys."""
+        return x.unflatten(-1, (self.num_heads, self.head_dim))
+
+    def backbone_parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())

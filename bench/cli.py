@@ -1,0 +1,274 @@
+"""The `bench` command: list, validate, run, show, leaderboard.
+
+User errors (BenchError) print as one paragraph and exit with code 2; nothing stored is touched by them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+log = logging.getLogger("bench")
+
+
+def default_results_dir() -> Path:
+    return Path(os.environ.get("BENCH_RESULTS", "results/runs"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("timm").setLevel(logging.WARNING)
+    try:
+        result: int = args.func(args)
+        return result
+    except BenchError as exc:
+        print("error: " + textwrap.fill(str(exc), width=100, break_long_words=False, break_on_hyphens=False),
+              file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are stored; run the same command again to resume.", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="peft-bench: benchmark PEFT methods reproducibly.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, results: bool = False) -> None:
+        p.add_argument("--tasks-dir", type=Path, action="append", default=[], help="extra folder of task YAMLs")
+        p.add_argument("--methods-dir", type=Path, action="append", default=[], help="extra folder of method files")
+        if results:
+            p.add_argument("--results", type=Path, default=None,
+                           help="run store folder (default: $BENCH_RESULTS or results/runs)")
+
+    p = sub.add_parser("list", help="list tasks, suites or methods")
+    p.add_argument("what", choices=["tasks", "suites", "methods"])
+    common(p)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("validate", help="check every task/suite spec and method file")
+    common(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="run the protocol (grid -> select on val -> final seeds -> test)")
+    p.add_argument("--task", required=True, help="task or suite name (see `bench list tasks|suites`)")
+    p.add_argument("--method", required=True, help="method name, comma-separated names, or 'all'")
+    p.add_argument("--stage", choices=["grid", "final", "all"], default="all")
+    p.add_argument("--seeds", type=_int_list, default=None, help="final seeds, e.g. 42,44 (default: the task's)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="fix a grid axis or method hyper-parameter (repeatable), e.g. --set base_lr=0.5")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                   help="default: bf16 autocast on CUDA, fp32 on CPU")
+    p.add_argument("--checkpoint-interval", type=float, default=120.0, metavar="SECONDS",
+                   help="write a resume checkpoint at an epoch end when this much time has passed")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (runs, data, estimated cost) and stop")
+    common(p, results=True)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("show", help="show one run record (a run folder, or a key prefix)")
+    p.add_argument("run")
+    p.add_argument("--json", action="store_true", help="print the whole record")
+    common(p, results=True)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("leaderboard", help="build the methods × tasks table from stored runs")
+    p.add_argument("--task", default=None, help="task or suite to show (default: every task with runs)")
+    p.add_argument("--method", default=None, help="comma-separated methods (default: all with runs)")
+    p.add_argument("--out", type=Path, default=None, help="also write the Markdown table to this file")
+    common(p, results=True)
+    p.set_defaults(func=cmd_leaderboard)
+    return parser
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise BenchError(f"--set expects KEY=VALUE, got {item!r}.")
+        out[name.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _dirs(args: argparse.Namespace, name: str) -> tuple[Path, ...]:
+    return tuple(getattr(args, name, []) or [])
+
+
+def _results(args: argparse.Namespace) -> Path:
+    return args.results if args.results is not None else default_results_dir()
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from bench import registry
+
+    if args.what == "methods":
+        methods = registry.load_methods(_dirs(args, "methods_dir"))
+        method_rows = []
+        for name, cls in sorted(methods.items()):
+            doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+            method_rows.append([name, cls.optimizer or "(task)", ", ".join(cls.HParams.model_fields) or "-", doc])
+        print(tabulate(method_rows, headers=["method", "optimizer", "hyper-parameters", "description"]))
+        return 0
+    files = registry.spec_files(_dirs(args, "tasks_dir"))
+    rows: list[list[object]] = []
+    for name, entry in sorted(files.items()):
+        if entry.is_suite != (args.what == "suites"):
+            continue
+        if entry.is_suite:
+            suite = registry.load_suite(entry.path, name)
+            rows.append([name, len(suite.tasks), suite.description])
+        else:
+            task = registry.load_task(entry.path, name)
+            rows.append([name, task.group or "", task.data.num_classes, task.description])
+    headers = ["suite", "tasks", "description"]
+    if args.what == "tasks":
+        headers = ["task", "group", "classes", "description"]
+    print(tabulate(rows, headers=headers))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bench import registry
+
+    files = registry.spec_files(_dirs(args, "tasks_dir"))
+    tasks = suites = 0
+    for name, entry in sorted(files.items()):
+        if entry.is_suite:
+            registry.resolve_tasks(name, _dirs(args, "tasks_dir"))
+            suites += 1
+        else:
+            registry.load_task(entry.path, name)
+            tasks += 1
+    methods = registry.load_methods(_dirs(args, "methods_dir"))
+    print(f"ok: {tasks} tasks, {suites} suites, {len(methods)} methods")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench import registry
+
+    _, tasks = registry.resolve_tasks(args.task, _dirs(args, "tasks_dir"))
+    methods_dirs = _dirs(args, "methods_dir")
+    if args.method == "all":
+        method_classes = list(registry.load_methods(methods_dirs).values())
+    else:
+        method_classes = [registry.get_method(m.strip(), methods_dirs) for m in args.method.split(",") if m.strip()]
+    overrides = _parse_overrides(args.overrides)
+    stages = ("grid", "final") if args.stage == "all" else (args.stage,)
+    if args.dry_run:
+        from bench.plan import print_plan
+
+        print_plan(tasks, method_classes, stages, args.seeds, overrides, args.device)
+        return 0
+
+    from bench.store import RunStore
+    from bench.train.protocol import run_protocol
+    from bench.train.run import RunOptions, configure_threads, default_device
+
+    configure_threads()
+    device = default_device(args.device)
+    precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
+    options = RunOptions(device=device, precision=precision, checkpoint_interval_s=args.checkpoint_interval,
+                         progress=sys.stderr.isatty())
+    store = RunStore(_results(args))
+    log.info("run store: %s; device: %s (%s)", store.root, device, precision)
+    summaries = []
+    for task in tasks:
+        for method_cls in method_classes:
+            result = run_protocol(task, method_cls, store, options, stages, args.seeds, overrides)
+            if "final" in stages:
+                summaries.append(result.summary())
+    for line in summaries:
+        print(line)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from bench.store import RunStore
+
+    store = RunStore(_results(args))
+    path = Path(args.run)
+    record = store.load(path) if path.is_dir() else None
+    if record is None:
+        matches = [r for r in store.records() if r["key"].startswith(args.run)]
+        if len(matches) != 1:
+            found = "no run" if not matches else f"{len(matches)} runs"
+            raise BenchError(f"{found} match '{args.run}' in {store.root}.",
+                             hint="Give a run folder or a longer key prefix (keys are the run folder names).")
+        record = matches[0]
+    if args.json:
+        print(json.dumps(record, indent=1, default=str))
+        return 0
+    run, metrics, params, cost = record["run"], record["metrics"], record["params"], record["cost"]
+    score = "diverged" if record["status"] != "completed" else f"{metrics['top1']:.2f}"
+    lines = [
+        f"run {record['key']}  ({record['status']})",
+        f"  task {run['task']}  method {run['method']}  stage {run['stage']}  seed {run['seed']}",
+        f"  hparams {run['hparams']}",
+        f"  optim {run['optim']}",
+        f"  train on {'+'.join(run['train_splits'])}, {metrics['split']} top-1 at last epoch: {score}",
+        f"  trainable {params['trainable']:,} ({params['trainable_percent']:.3f}% of backbone), "
+        f"head {params['head']:,}",
+        f"  wall {cost['wall_s']:.1f} s on {cost['device']} ({cost['precision']}), "
+        f"{(cost['train_images_per_s'] or 0):.0f} img/s, peak memory {cost['peak_memory_bytes'] / 2**20:.0f} MiB",
+        f"  created {record['created_at']}  commit {record['env'].get('git_commit')}",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from bench import registry
+    from bench.leaderboard import collect, markdown_table
+    from bench.store import RunStore
+
+    tasks = None
+    if args.task:
+        _, specs = registry.resolve_tasks(args.task, _dirs(args, "tasks_dir"))
+        tasks = [t.name for t in specs]
+    methods = [m.strip() for m in args.method.split(",")] if args.method else None
+    store = RunStore(_results(args))
+    cells = collect(store, tasks, methods)
+    if not cells:
+        scope = f" for '{args.task}'" if args.task else ""
+        raise BenchError(f"no finished final runs in {store.root}{scope}.",
+                         hint="Run `bench run --task ... --method ...` first.")
+    table = markdown_table(cells, tasks, methods)
+    print(table)
+    if args.out:
+        from bench.store import atomic_write_bytes
+
+        atomic_write_bytes(args.out, table.encode())
+        log.info("wrote %s", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

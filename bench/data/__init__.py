@@ -1,0 +1,1 @@
+"""Data: list-file sources, the decode-once tensor cache, tensor transforms, generated mini data."""

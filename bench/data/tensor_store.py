@@ -1,0 +1,96 @@
+"""Decode-once image cache: every image is decoded and resized once into a uint8 array file on disk, then
+served from memory (or the GPU). Nothing here decodes a JPEG twice or per epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.data.image_list import ListedSplit, decode_image, read_split
+from bench.spec import DataSpec, ImageSpec, default_cache_dir
+
+CACHE_FORMAT = 1
+
+
+@dataclass
+class DecodedSplit:
+    """Images of one split, decoded: a (N, H, W, 3) uint8 tensor when all sizes agree, else a list."""
+
+    name: str
+    images: torch.Tensor | list[torch.Tensor]
+    labels: torch.Tensor
+    fingerprint: str
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def load_split(data: DataSpec, split: str, task_name: str, cache_dir: Path | None = None,
+               progress: bool = False) -> DecodedSplit:
+    """The decoded split, from the cache when present, else decoded now and cached (atomically)."""
+    listed = read_split(data, split, task_name)
+    key = _cache_key(listed, data.images)
+    path = (cache_dir or default_cache_dir()) / "images" / f"{key}.npz"
+    if not path.is_file():
+        _write_cache(path, listed, data.images, progress)
+    with np.load(path) as stored:
+        pixels, shapes, labels = stored["pixels"], stored["shapes"], stored["labels"]
+    return DecodedSplit(split, _unflatten(pixels, shapes), torch.from_numpy(labels), listed.fingerprint())
+
+
+def _cache_key(listed: ListedSplit, images: ImageSpec) -> str:
+    decode_params = {"resize": images.resize, "interpolation": images.interpolation, "format": CACHE_FORMAT}
+    text = json.dumps([str(listed.list_file.resolve()), listed.fingerprint(), decode_params], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _write_cache(path: Path, listed: ListedSplit, images: ImageSpec, progress: bool) -> None:
+    from tqdm import tqdm
+
+    workers = max(1, min(8, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        decoded = pool.map(lambda p: decode_image(p, images), listed.paths)
+        arrays = list(tqdm(decoded, total=len(listed.paths), desc=f"decode {listed.name}", disable=not progress,
+                           leave=False))
+    shapes = np.asarray([a.shape[:2] for a in arrays], dtype=np.int64)
+    pixels = np.concatenate([a.reshape(-1) for a in arrays])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
+        np.savez(handle, pixels=pixels, shapes=shapes, labels=listed.labels)
+        tmp = handle.name
+    os.replace(tmp, path)
+
+
+def _unflatten(pixels: np.ndarray, shapes: np.ndarray) -> torch.Tensor | list[torch.Tensor]:
+    flat = torch.from_numpy(pixels)
+    if len(shapes) and (shapes == shapes[0]).all():
+        h, w = (int(v) for v in shapes[0])
+        return flat.view(len(shapes), h, w, 3)
+    sizes = (shapes[:, 0] * shapes[:, 1] * 3).tolist()
+    return [chunk.view(int(h), int(w), 3) for chunk, (h, w) in zip(flat.split(sizes), shapes, strict=True)]
+
+
+def concat_splits(parts: list[DecodedSplit]) -> DecodedSplit:
+    """Union of splits in order (e.g. train + val for the final runs)."""
+    if len(parts) == 1:
+        return parts[0]
+    labels = torch.cat([p.labels for p in parts])
+    name = "+".join(p.name for p in parts)
+    fingerprint = hashlib.sha256("".join(p.fingerprint for p in parts).encode()).hexdigest()[:16]
+    if all(isinstance(p.images, torch.Tensor) for p in parts):
+        tensors = [p.images for p in parts if isinstance(p.images, torch.Tensor)]
+        if len({t.shape[1:] for t in tensors}) == 1:
+            return DecodedSplit(name, torch.cat(tensors), labels, fingerprint)
+    images: list[torch.Tensor] = []
+    for p in parts:
+        images.extend(list(p.images))
+    return DecodedSplit(name, images, labels, fingerprint)

@@ -1,0 +1,105 @@
+"""The method API: a PEFT method is typed hyper-parameters plus `attach(backbone)`, registered by name.
+
+A method file must only talk to the backbone interface (bench.backbones.base), never to a specific
+network, so the same file serves ViT, GPT-2 and BART. The runner never branches on method names.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from bench.errors import BenchError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from bench.backbones.base import Backbone
+
+GridValue = float | int | str | bool
+
+
+class MethodHParams(BaseModel):
+    """Base class of a method's hyper-parameters: typed, with defaults; unknown names are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Method(ABC):
+    """One PEFT method. Subclasses set the class attributes and implement `attach`.
+
+    Class attributes:
+      HParams          the method's hyper-parameters (a MethodHParams subclass)
+      optimizer        'sgd' or 'adamw'; None means the task protocol's optimizer
+      grid             default search grid (base_lr, weight_decay and/or HParams fields); None = protocol's
+      warmup_epochs    None = protocol's
+      trains_backbone  True puts the backbone in train mode (dropout on), as full fine-tuning does
+    """
+
+    name: ClassVar[str] = ""
+    HParams: ClassVar[type[MethodHParams]] = MethodHParams
+    optimizer: ClassVar[Literal["sgd", "adamw"] | None] = None
+    grid: ClassVar[dict[str, list[GridValue]] | None] = None
+    warmup_epochs: ClassVar[int | None] = None
+    trains_backbone: ClassVar[bool] = False
+    source: ClassVar[str] = ""  # file or entry point the method came from, for messages
+
+    def __init__(self, hparams: MethodHParams | None = None) -> None:
+        self.hp = hparams if hparams is not None else self.HParams()
+
+    @abstractmethod
+    def attach(self, backbone: Backbone) -> nn.Module:
+        """Attach to a frozen backbone (all its parameters have requires_grad=False on entry).
+
+        Returns the module that owns the method's trainable parameters (it may be the backbone itself, for
+        methods that train backbone weights). Hooks are installed through the backbone interface.
+        """
+
+    def stored_parameter_count(self, module: nn.Module) -> int:
+        """Parameters kept after training (e.g. a prefix MLP is trained but only its output is stored)."""
+        return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+    @classmethod
+    def parse_hparams(cls, values: dict[str, Any], where: str = "") -> MethodHParams:
+        try:
+            return cls.HParams.model_validate(values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            allowed = ", ".join(sorted(cls.HParams.model_fields)) or "(none)"
+            raise BenchError(
+                f"invalid hyper-parameter for method '{cls.name}': {err['msg']}.",
+                file=where or None,
+                field=field,
+                hint=f"Hyper-parameters of '{cls.name}': {allowed}.",
+            ) from None
+
+
+M = TypeVar("M", bound=type[Method])
+
+# Filled as method files are imported (bench.registry imports them); name -> class.
+METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(name: str) -> Callable[[M], M]:
+    """Class decorator: `@register_method("deep_share") class DeepShare(Method): ...`."""
+
+    def decorator(cls: M) -> M:
+        existing = METHODS.get(name)
+        if existing is not None and existing is not cls and _qualname(existing) != _qualname(cls):
+            raise BenchError(
+                f"method name '{name}' is registered twice: by {_qualname(existing)} and by {_qualname(cls)}.",
+                hint="Rename one of them.",
+            )
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return decorator
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"

@@ -1,0 +1,78 @@
+"""`bench run --dry-run`: what would run, which data it needs, and a rough cost, without training anything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.method import Method
+from bench.spec import TaskSpec
+
+# Rough sustained training throughput used for the time estimate (FLOP/s); stated in the output.
+ASSUMED_FLOPS = {"cuda": 150e12, "cpu": 50e9}
+
+
+def count_examples(task: TaskSpec, split: str) -> int | None:
+    """Lines in a split's list file, or None when the data is not there yet."""
+    path = task.data.resolved_root() / task.data.splits[split]
+    if not path.is_file():
+        return None
+    return sum(1 for line in path.read_text().splitlines() if line.strip())
+
+
+def backbone_flops_per_image(task: TaskSpec) -> tuple[int, float]:
+    """(parameter count, forward FLOPs per image) of the backbone, built on the meta device (no weights)."""
+    import timm
+    import torch
+
+    kwargs: dict[str, Any] = {"num_classes": 0, **task.backbone.model_kwargs}
+    with torch.device("meta"):
+        model: Any = timm.create_model(task.backbone.model, pretrained=False, **kwargs)
+    params = sum(p.numel() for p in model.parameters())
+    grid = model.patch_embed.grid_size
+    tokens = grid[0] * grid[1] + model.num_prefix_tokens
+    return params, 2.0 * params * int(tokens)
+
+
+def print_plan(tasks: list[TaskSpec], method_classes: list[type[Method]], stages: tuple[str, ...],
+               seeds: list[int] | None, overrides: dict[str, Any], device: str | None) -> None:
+    from tabulate import tabulate
+
+    from bench.train.protocol import grid_points, method_settings
+
+    device_kind = "cuda" if (device or "").startswith("cuda") else "cpu"
+    if device is None:
+        import torch
+
+        device_kind = "cuda" if torch.cuda.is_available() else "cpu"
+    rows, missing = [], []
+    total_runs, total_flops = 0, 0.0
+    for task in tasks:
+        params, flops = backbone_flops_per_image(task)
+        sizes = {s: count_examples(task, s) for s in task.data.splits}
+        if any(v is None for v in sizes.values()):
+            how = f"prepared automatically by {task.data.prepare}" if task.data.prepare else (
+                task.data.download_hint or "download it and set data.root")
+            missing.append(f"{task.name}: {task.data.resolved_root()} ({how})")
+        for method_cls in method_classes:
+            settings = method_settings(task, method_cls, overrides)
+            points = len(grid_points(settings))
+            grid_runs = points if ("grid" in stages and points > 1) else 0
+            final_runs = len(seeds or task.protocol.seeds) if "final" in stages else 0
+            images = 0
+            for stage, runs in (("grid", grid_runs), ("final", final_runs)):
+                spec = task.protocol.grid_stage if stage == "grid" else task.protocol.final_stage
+                n_train = sum(sizes[s] or 0 for s in spec.train)
+                images += runs * settings.epochs * n_train
+                total_flops += runs * (settings.epochs * n_train * 3 * flops + (sizes[spec.eval] or 0) * flops)
+            total_runs += grid_runs + final_runs
+            rows.append([task.name, method_cls.name, grid_runs, final_runs, settings.epochs,
+                         " ".join(f"{k}={len(v)}" for k, v in settings.grid.items()), f"{images:,}",
+                         f"{params / 1e6:.1f}M"])
+    print(tabulate(rows, headers=["task", "method", "grid runs", "final runs", "epochs", "grid axes",
+                                  "train images", "backbone"]))
+    seconds = total_flops / ASSUMED_FLOPS[device_kind]
+    duration = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+    print(f"\n{total_runs} runs; about {total_flops / 1e12:.3g} TFLOP; roughly {duration} on {device_kind} "
+          f"(at an assumed {ASSUMED_FLOPS[device_kind] / 1e12:g} TFLOP/s sustained). Finished runs are skipped.")
+    if missing:
+        print("\nData not present yet:\n  " + "\n  ".join(missing))

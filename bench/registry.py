@@ -1,0 +1,173 @@
+"""Finds tasks, suites and methods: built-in folders, user folders (--tasks-dir / --methods-dir) and the
+`bench.methods` entry-point group. Unknown names get a 'did you mean' error, never a silent default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from bench.errors import BenchError, did_you_mean
+from bench.method import METHODS, Method
+from bench.spec import SuiteSpec, TaskSpec, is_suite_file, load_suite, load_task
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+ENTRY_POINT_GROUP = "bench.methods"
+
+
+def builtin_dir(kind: str) -> Path:
+    """tasks/ or methods/: inside the installed wheel (bench/_builtin/) or at the top of the source tree."""
+    packaged = PACKAGE_DIR / "_builtin" / kind
+    if packaged.is_dir():
+        return packaged
+    return PACKAGE_DIR.parent / kind
+
+
+# ---------------------------------------------------------------- tasks and suites
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    name: str
+    path: Path
+    is_suite: bool
+
+
+def spec_files(tasks_dirs: tuple[Path, ...] = ()) -> dict[str, SpecFile]:
+    """name -> file for every task and suite; a name is the path below its tasks folder, without '.yaml'."""
+    found: dict[str, SpecFile] = {}
+    for root in (builtin_dir("tasks"), *tasks_dirs):
+        if not root.is_dir():
+            raise BenchError(f"tasks folder {root} does not exist.", hint="Pass an existing folder to --tasks-dir.")
+        for path in sorted(root.rglob("*.yaml")):
+            if path.name.startswith("_"):
+                continue  # shared bases, only used through include:
+            name = path.relative_to(root).with_suffix("").as_posix()
+            found[name] = SpecFile(name, path, is_suite_file(path))  # later folders override built-ins
+    return found
+
+
+def load_task_by_name(name: str, tasks_dirs: tuple[Path, ...] = ()) -> TaskSpec:
+    files = spec_files(tasks_dirs)
+    entry = files.get(name)
+    if entry is None or entry.is_suite:
+        tasks = [n for n, f in files.items() if not f.is_suite]
+        raise BenchError(f"unknown task '{name}'.{did_you_mean(name, tasks)}", hint="See `bench list tasks`.")
+    return load_task(entry.path, name)
+
+
+def resolve_tasks(name: str, tasks_dirs: tuple[Path, ...] = ()) -> tuple[SuiteSpec | None, list[TaskSpec]]:
+    """A task name gives that task; a suite name gives the suite and its tasks, in suite order."""
+    files = spec_files(tasks_dirs)
+    entry = files.get(name)
+    if entry is None:
+        raise BenchError(
+            f"unknown task or suite '{name}'.{did_you_mean(name, list(files))}",
+            hint="See `bench list tasks` and `bench list suites`.",
+        )
+    if not entry.is_suite:
+        return None, [load_task(entry.path, name)]
+    suite = load_suite(entry.path, name)
+    tasks = []
+    for task_name in suite.tasks:
+        member = files.get(task_name)
+        if member is None or member.is_suite:
+            raise BenchError(
+                f"suite '{suite.name}' lists unknown task '{task_name}'.",
+                file=entry.path,
+                field="tasks",
+                hint=did_you_mean(task_name, [n for n, f in files.items() if not f.is_suite]).strip(),
+            )
+        tasks.append(load_task(member.path, task_name))
+    for group, members in suite.groups.items():
+        for member_name in members:
+            if member_name not in suite.tasks:
+                raise BenchError(
+                    f"group '{group}' names '{member_name}', which is not in the suite's tasks.",
+                    file=entry.path,
+                    field=f"groups.{group}",
+                )
+    return suite, tasks
+
+
+# ---------------------------------------------------------------- methods
+
+
+def load_methods(methods_dirs: tuple[Path, ...] = ()) -> dict[str, type[Method]]:
+    """Import built-in method files, user method folders and entry points; return name -> class."""
+    _load_builtin_methods()
+    for folder in methods_dirs:
+        _load_method_folder(Path(folder).resolve())
+    _load_entry_points()
+    return dict(METHODS)
+
+
+def get_method(name: str, methods_dirs: tuple[Path, ...] = ()) -> type[Method]:
+    methods = load_methods(methods_dirs)
+    if name not in methods:
+        raise BenchError(
+            f"unknown method '{name}'.{did_you_mean(name, list(methods))}",
+            hint="See `bench list methods`; your own methods load with --methods-dir DIR.",
+        )
+    return methods[name]
+
+
+@cache
+def _load_builtin_methods() -> None:
+    _load_method_folder(builtin_dir("methods"))
+
+
+@cache
+def _load_method_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise BenchError(f"methods folder {folder} does not exist.", hint="Pass an existing folder to --methods-dir.")
+    tag = hashlib.sha1(str(folder).encode()).hexdigest()[:8]
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        _import_file(path, f"bench_methods_{tag}.{path.stem}")
+
+
+def _import_file(path: Path, module_name: str) -> None:
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise BenchError(f"cannot import method file {path}.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    before = set(METHODS)
+    try:
+        spec.loader.exec_module(module)
+    except BenchError:
+        raise
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise BenchError(
+            f"importing the method file failed: {type(exc).__name__}: {exc}", file=path,
+            hint="Fix the error in that file (it is imported to register its methods).",
+        ) from exc
+    for name in set(METHODS) - before:
+        METHODS[name].source = str(path)
+
+
+@cache
+def _load_entry_points() -> None:
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        before = set(METHODS)
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            raise BenchError(
+                f"entry point '{ep.name} = {ep.value}' of group '{ENTRY_POINT_GROUP}' failed to load: {exc}",
+                hint="Fix or uninstall the package that provides it.",
+            ) from exc
+        if isinstance(obj, type) and issubclass(obj, Method) and obj.name not in METHODS:
+            from bench.method import register_method
+
+            register_method(obj.name or ep.name)(obj)
+        for name in set(METHODS) - before:
+            METHODS[name].source = f"entry point {ep.value}"

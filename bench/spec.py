@@ -1,0 +1,297 @@
+"""Typed schemas for task, suite and protocol specs, and YAML loading with errors that name file and field.
+
+Specs are declarative and validated strictly: an unknown key is an error, never silently ignored.
+This module must not import torch, so listing and validating specs stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bench.errors import BenchError
+
+GridValue = float | int | str | bool
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# The paper's vision protocol (reference/paper-facts.md §3.1): base-lr × weight-decay grid, final seeds.
+PAPER_BASE_LRS: list[GridValue] = [50.0, 25.0, 10.0, 5.0, 2.5, 1.0, 0.5, 0.25, 0.1, 0.05]
+PAPER_WEIGHT_DECAYS: list[GridValue] = [0.01, 0.001, 0.0001, 0.0]
+PAPER_SEEDS = [42, 44, 82, 100, 800]
+
+
+class StrictModel(BaseModel):
+    """Base for all specs: unknown keys are errors and values are immutable after loading."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImageSpec(StrictModel):
+    """How images are decoded once into the cache and turned into model inputs at each step."""
+
+    resize: int | tuple[int, int] = Field(
+        description="int: resize the shorter side (aspect kept, FGVC); [h, w]: resize exactly (VTAB)"
+    )
+    crop: int | None = Field(None, description="crop size; random at training, centre at evaluation")
+    train_crop: Literal["random", "center"] = "random"
+    flip: bool = Field(False, description="random horizontal flip at training")
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @model_validator(mode="after")
+    def _ragged_needs_crop(self) -> ImageSpec:
+        if isinstance(self.resize, int) and self.crop is None:
+            raise ValueError("a shorter-side resize keeps the aspect ratio, so `crop` must be set to get square inputs")
+        return self
+
+
+class DataSpec(StrictModel):
+    """Where the examples come from. `prepare` names a function that creates the files when absent."""
+
+    source: Literal["image_list"] = Field(
+        description="image_list: a folder with '<relative path> <label>' list files (the NOAH / VTAB-1k format)"
+    )
+    root: str = Field(description="folder of the data set; ${BENCH_DATA}, ${BENCH_CACHE} and ~ are expanded")
+    prepare: str | None = Field(None, description="'module:function' that writes the data into root when missing")
+    splits: dict[str, str] = Field(description="split name -> list file, relative to root")
+    num_classes: int = Field(gt=1)
+    images: ImageSpec
+    download_hint: str | None = Field(None, description="what to download and where, shown when data is missing")
+
+    def resolved_root(self) -> Path:
+        return Path(expand_path(self.root))
+
+
+class BackboneSpec(StrictModel):
+    """The frozen pre-trained network: a timm model name, architecture overrides and where weights come from."""
+
+    kind: Literal["vit"] = "vit"
+    model: str = "vit_base_patch16_224.orig_in21k"
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    pretrained: bool = Field(True, description="load pre-trained weights (from `weights`, else the hub cache)")
+    weights: str | None = Field(
+        None, description="local weight file (.npz from Google, .safetensors, .pth); 'bench:<asset>' = shipped file"
+    )
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="MLP/embedding dropout, active only for full FT")
+
+
+class StageSpec(StrictModel):
+    """Which splits a protocol stage trains on and which split it reports."""
+
+    train: list[str] = Field(min_length=1)
+    eval: str
+
+
+class MethodOverride(StrictModel):
+    """Per-task settings for one method; anything left unset falls back to the method, then the protocol."""
+
+    optimizer: Literal["sgd", "adamw"] | None = None
+    grid: dict[str, list[GridValue]] | None = None
+    epochs: int | None = Field(None, gt=0)
+    warmup_epochs: int | None = Field(None, ge=0)
+    batch_size: int | None = Field(None, gt=0)
+    hparams: dict[str, GridValue] = Field(default_factory=dict)
+
+
+class ProtocolSpec(StrictModel):
+    """Grid search on val, then final seeds; defaults are the paper's vision protocol."""
+
+    epochs: int = Field(100, gt=0)
+    warmup_epochs: int = Field(10, ge=0)
+    batch_size: int = Field(128, gt=0)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    momentum: float = 0.9
+    lr_scale_batch: int = Field(256, gt=0, description="effective lr = base_lr × batch_size / lr_scale_batch")
+    grid: dict[str, list[GridValue]] = Field(
+        default_factory=lambda: {"base_lr": [*PAPER_BASE_LRS], "weight_decay": [*PAPER_WEIGHT_DECAYS]}
+    )
+    grid_stage: StageSpec = StageSpec(train=["train"], eval="val")
+    final_stage: StageSpec = StageSpec(train=["train", "val"], eval="test")
+    grid_seed: int = Field(42, description="seed of every grid run (the official VTAB grid ran unseeded)")
+    seeds: list[int] = Field(default_factory=lambda: list(PAPER_SEEDS), min_length=1)
+    eval_every: int = Field(10, gt=0, description="evaluate the stage's eval split every N epochs and at the end")
+    eval_batch_size: int = Field(256, gt=0)
+    methods: dict[str, MethodOverride] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> ProtocolSpec:
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be smaller than epochs ({self.epochs})")
+        return self
+
+
+class TaskSpec(StrictModel):
+    """One benchmark task: data + backbone + protocol + metric."""
+
+    name: str
+    description: str = ""
+    group: str | None = None
+    metric: Literal["top1"] = "top1"
+    data: DataSpec
+    backbone: BackboneSpec = BackboneSpec()
+    protocol: ProtocolSpec = ProtocolSpec()
+
+    @model_validator(mode="after")
+    def _stage_splits_exist(self) -> TaskSpec:
+        for stage_name in ("grid_stage", "final_stage"):
+            stage: StageSpec = getattr(self.protocol, stage_name)
+            for split in [*stage.train, stage.eval]:
+                if split not in self.data.splits:
+                    raise ValueError(
+                        f"protocol.{stage_name} uses split '{split}', which data.splits does not define "
+                        f"(defined: {', '.join(sorted(self.data.splits))})"
+                    )
+        return self
+
+
+class SuiteSpec(StrictModel):
+    """A named list of tasks, optionally grouped (VTAB: natural / specialized / structured)."""
+
+    name: str
+    description: str = ""
+    tasks: list[str] = Field(min_length=1)
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+
+
+def expand_path(text: str) -> str:
+    """Expand ~ and ${VARS}; BENCH_DATA and BENCH_CACHE get defaults so specs work out of the box."""
+    env = dict(os.environ)
+    env.setdefault("BENCH_CACHE", str(default_cache_dir()))
+    env.setdefault("BENCH_DATA", str(Path("~/data").expanduser()))
+    for key, value in env.items():
+        text = text.replace("${" + key + "}", value)
+    return os.path.expanduser(text)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("BENCH_CACHE", Path("~/.cache/peft-bench").expanduser()))
+
+
+# ---------------------------------------------------------------- YAML loading
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read one YAML mapping with yaml.safe_load, resolving `include:` (relative paths, deep-merged)."""
+    return _read_with_includes(path, seen=())
+
+
+def _read_with_includes(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path))
+        raise BenchError(f"include cycle: {chain}.", file=path, field="include")
+    try:
+        text = path.read_text()
+    except FileNotFoundError as exc:
+        raise BenchError("file not found.", file=path) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise BenchError(
+            f"malformed YAML{where}: {problem}.", file=path, hint="Fix the syntax (indentation, colons, quotes)."
+        ) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise BenchError(f"expected a mapping of fields, found {type(data).__name__}.", file=path)
+    includes = data.pop("include", None)
+    if includes is None:
+        return data
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise BenchError("must be a file name or a list of file names.", file=path, field="include")
+    merged: dict[str, Any] = {}
+    for include in includes:
+        merged = deep_merge(merged, _read_with_includes(path.parent / include, (*seen, path)))
+    return deep_merge(merged, data)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; any other value in `override` replaces the base value."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def validate(model: type[StrictModel], data: dict[str, Any], path: Path) -> Any:
+    """Validate data against a schema; the first problem becomes a BenchError naming file and field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err["loc"]]
+        field = ".".join(loc) if loc else None
+        if err["type"] == "extra_forbidden":
+            allowed = allowed_fields(model, err["loc"][:-1])
+            raise BenchError(
+                f"unknown field '{loc[-1]}'.",
+                file=path,
+                field=field,
+                hint=f"Allowed fields here: {', '.join(allowed)}." if allowed else None,
+            ) from None
+        if err["type"] == "missing":
+            raise BenchError("required field is missing.", file=path, field=field) from None
+        more = f" ({len(exc.errors()) - 1} more problem(s) after this one)" if len(exc.errors()) > 1 else ""
+        raise BenchError(f"{err['msg']}{more}.", file=path, field=field) from None
+
+
+def allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names accepted at a location inside a schema (for 'unknown field' messages)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        fields = getattr(current, "model_fields", None)
+        if fields and part in fields:
+            current = _model_of(fields[part].annotation)
+        # else: a dict key such as protocol.methods.<name>; the dict's value model is already current
+    fields = getattr(current, "model_fields", None)
+    return sorted(fields) if fields else []
+
+
+def _model_of(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def load_task(path: Path, name: str) -> TaskSpec:
+    data = read_yaml(path)
+    data.setdefault("name", name)
+    spec: TaskSpec = validate(TaskSpec, data, path)
+    return spec
+
+
+def load_suite(path: Path, name: str) -> SuiteSpec:
+    data = read_yaml(path)
+    data.setdefault("name", name)
+    spec: SuiteSpec = validate(SuiteSpec, data, path)
+    return spec
+
+
+def is_suite_file(path: Path) -> bool:
+    """Suite files list tasks; everything else under tasks/ (not starting with '_') is a task."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return False
+    return isinstance(data, dict) and "tasks" in data

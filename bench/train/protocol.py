@@ -1,0 +1,214 @@
+"""The paper's protocol: grid (train -> val) -> select on val at the last epoch -> final seeds -> test.
+
+Selection never looks at test. Ties go to the smaller learning rate, then the smaller weight decay.
+Diverged grid runs are skipped by selection; if every grid run diverged, the task stops with an error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from bench.errors import BenchError
+from bench.method import GridValue, Method
+from bench.spec import TaskSpec
+from bench.store import RunStore
+from bench.train.run import OPTIM_KEYS, RunConfig, RunOptions, execute_run
+
+log = logging.getLogger("bench.protocol")
+STAGES = ("grid", "final")
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """A method's protocol on one task: per-task override > method default > task protocol."""
+
+    optimizer: str
+    grid: dict[str, list[GridValue]]
+    epochs: int
+    warmup_epochs: int
+    batch_size: int
+    fixed: dict[str, GridValue]
+
+
+def method_settings(task: TaskSpec, method_cls: type[Method], overrides: dict[str, GridValue] | None = None
+                    ) -> MethodSettings:
+    protocol = task.protocol
+    per_task = protocol.methods.get(method_cls.name)
+
+    def pick(attr: str, method_value: Any, protocol_value: Any) -> Any:
+        task_value = getattr(per_task, attr) if per_task is not None else None
+        if task_value is not None:
+            return task_value
+        return method_value if method_value is not None else protocol_value
+
+    grid = dict(pick("grid", method_cls.grid, protocol.grid))
+    fixed = {**(per_task.hparams if per_task is not None else {}), **(overrides or {})}
+    for name, value in fixed.items():
+        grid[name] = [value]
+    for name in grid:
+        if name not in OPTIM_KEYS and name not in method_cls.HParams.model_fields:
+            allowed = ", ".join([*OPTIM_KEYS, *sorted(method_cls.HParams.model_fields)])
+            raise BenchError(
+                f"grid/override key '{name}' is neither an optimisation setting nor a hyper-parameter of "
+                f"method '{method_cls.name}'.",
+                field="protocol.grid", hint=f"Allowed: {allowed}.",
+            )
+    for name in OPTIM_KEYS:
+        if name not in grid:
+            raise BenchError(f"the search grid of method '{method_cls.name}' has no '{name}'.",
+                             field="protocol.grid", hint="Give it a list of values (or fix it with --set).")
+    return MethodSettings(
+        optimizer=pick("optimizer", method_cls.optimizer, protocol.optimizer),
+        grid=grid,
+        epochs=pick("epochs", None, protocol.epochs),
+        warmup_epochs=pick("warmup_epochs", method_cls.warmup_epochs, protocol.warmup_epochs),
+        batch_size=pick("batch_size", None, protocol.batch_size),
+        fixed=fixed,
+    )
+
+
+def grid_points(settings: MethodSettings) -> list[dict[str, GridValue]]:
+    names = list(settings.grid)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*settings.grid.values())]
+
+
+def make_config(task: TaskSpec, method_cls: type[Method], settings: MethodSettings, point: dict[str, GridValue],
+                stage: str, seed: int) -> RunConfig:
+    hparams = {k: v for k, v in point.items() if k not in OPTIM_KEYS}
+    full_hparams = method_cls.parse_hparams(hparams).model_dump(mode="json")
+    stage_spec = task.protocol.grid_stage if stage == "grid" else task.protocol.final_stage
+    warmup = settings.warmup_epochs
+    if warmup >= settings.epochs:
+        raise BenchError(f"warm-up ({warmup} epochs) must be shorter than training ({settings.epochs} epochs) "
+                         f"for method '{method_cls.name}'.", field="protocol.epochs")
+    optim = {
+        "optimizer": settings.optimizer,
+        "base_lr": float(point["base_lr"]),
+        "weight_decay": float(point["weight_decay"]),
+        "momentum": task.protocol.momentum,
+        "epochs": settings.epochs,
+        "warmup_epochs": warmup,
+        "batch_size": settings.batch_size,
+        "lr_scale_batch": task.protocol.lr_scale_batch,
+    }
+    return RunConfig(task, method_cls.name, full_hparams, optim, stage, seed, tuple(stage_spec.train), stage_spec.eval)
+
+
+def point_of(record: dict[str, Any]) -> dict[str, GridValue]:
+    run = record["run"]
+    return {"base_lr": run["optim"]["base_lr"], "weight_decay": run["optim"]["weight_decay"], **run["hparams"]}
+
+
+def select_on_val(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best completed grid run by last-epoch val top-1; ties -> smaller lr, then smaller weight decay."""
+    completed = [r for r in records if r["status"] == "completed"]
+    if not completed:
+        raise BenchError(
+            f"all {len(records)} grid runs diverged (non-finite loss); nothing to select.",
+            field="protocol.grid", hint="Lower the learning rates in the grid.",
+        )
+
+    def rank(record: dict[str, Any]) -> tuple[Any, ...]:
+        optim = record["run"]["optim"]
+        rest = json.dumps(record["run"]["hparams"], sort_keys=True)
+        return (-record["metrics"]["top1"], optim["base_lr"], optim["weight_decay"], rest)
+
+    ordered = sorted(completed, key=rank)
+    best = ordered[0]
+    return {
+        "rule": "max last-epoch val top-1; ties -> smaller base_lr, then smaller weight_decay",
+        "point": point_of(best),
+        "val_top1": best["metrics"]["top1"],
+        "grid_key": best["key"],
+        "candidates": len(records),
+        "diverged": len(records) - len(completed),
+    }
+
+
+@dataclass
+class TaskResult:
+    task: str
+    method: str
+    selection: dict[str, Any] | None
+    final: list[dict[str, Any]]
+
+    def test_scores(self) -> list[float]:
+        return [r["metrics"]["top1"] for r in self.final if r["status"] == "completed"]
+
+    def summary(self) -> str:
+        scores = self.test_scores()
+        if not scores:
+            return f"{self.task} {self.method}: no final runs"
+        std = statistics.stdev(scores) if len(scores) > 1 else 0.0
+        mean = statistics.mean(scores)
+        return f"{self.task} {self.method}: test top-1 {mean:.2f} ± {std:.2f} over {len(scores)} seeds"
+
+
+def run_protocol(task: TaskSpec, method_cls: type[Method], store: RunStore, options: RunOptions,
+                 stages: tuple[str, ...] = STAGES, seeds: list[int] | None = None,
+                 overrides: dict[str, GridValue] | None = None) -> TaskResult:
+    """Run the requested stages for one (task, method); finished runs are reused, never repeated."""
+    from tqdm import tqdm
+
+    settings = method_settings(task, method_cls, overrides)
+    points = grid_points(settings)
+    selection: dict[str, Any] | None = None
+    if len(points) == 1:
+        selection = {"rule": "fixed (single-point grid)", "point": points[0]}
+    elif "grid" in stages or "final" in stages:
+        configs = [make_config(task, method_cls, settings, p, "grid", task.protocol.grid_seed) for p in points]
+        records = []
+        for config in tqdm(configs, desc=f"{task.name} {method_cls.name} grid", disable=not options.progress,
+                           leave=False):
+            if "grid" not in stages:
+                record = _existing(config, store, options)
+                if record is None:
+                    raise BenchError(
+                        f"final stage needs the grid of {task.name} / {method_cls.name}, which is not complete.",
+                        hint="Run `--stage grid` first, or fix every grid axis with --set to skip the search.",
+                    )
+            else:
+                record = execute_run(config, method_cls, store, options)
+                if record is None:
+                    continue  # held by another process
+                _log_result(record)
+            records.append(record)
+        if len(records) < len(configs):
+            log.warning("%d grid runs of %s / %s are held by other processes; selection waits for them",
+                        len(configs) - len(records), task.name, method_cls.name)
+            return TaskResult(task.name, method_cls.name, None, [])
+        selection = select_on_val(records)
+        log.info("selected for %s / %s: %s (val top-1 %.2f)", task.name, method_cls.name,
+                 _point_text(selection["point"]), selection["val_top1"])
+    final: list[dict[str, Any]] = []
+    if "final" in stages and selection is not None:
+        for seed in tqdm(seeds or task.protocol.seeds, desc=f"{task.name} {method_cls.name} final",
+                         disable=not options.progress, leave=False):
+            config = make_config(task, method_cls, settings, selection["point"], "final", seed)
+            record = execute_run(config, method_cls, store, options)
+            if record is not None:
+                _log_result(record)
+                final.append(record)
+    return TaskResult(task.name, method_cls.name, selection, final)
+
+
+def _existing(config: RunConfig, store: RunStore, options: RunOptions) -> dict[str, Any] | None:
+    from bench.train.run import key_of
+
+    return store.load(store.run_dir(config.task.name, config.method, config.stage, key_of(config, options)))
+
+
+def _point_text(point: dict[str, GridValue]) -> str:
+    return " ".join(f"{k}={v}" for k, v in point.items())
+
+
+def _log_result(record: dict[str, Any]) -> None:
+    run, metrics = record["run"], record["metrics"]
+    score = "diverged" if record["status"] != "completed" else f"{metrics['split']} top-1 {metrics['top1']:.2f}"
+    log.info("%s %s %s seed=%s %s: %s (%.1f s)", run["task"], run["method"], run["stage"], run["seed"],
+             _point_text(point_of(record)), score, record["cost"]["wall_s"])

@@ -1,0 +1,14 @@
+"""Linear probing: the frozen backbone's CLS feature feeds a trained linear head, nothing else is trained."""
+
+from torch import nn
+
+from bench.backbones import Backbone
+from bench.method import Method, register_method
+
+
+@register_method("linear")
+class Linear(Method):
+    """Only the classification head is trained (VPT's TRANSFER_TYPE='linear'); SGD, the protocol's grid."""
+
+    def attach(self, backbone: Backbone) -> nn.Module:
+        return nn.Module()  # no parameters of its own: the runner always trains the head

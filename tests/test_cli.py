@@ -1,0 +1,102 @@
+"""The `bench` command as a user meets it: listing, validation, dry runs, runs, show, leaderboard, and
+bad input that exits 2 with one clear paragraph."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=300)
+
+
+def test_unknown_task_exits_2_with_one_paragraph() -> None:
+    done = bench("run", "--task", "nonexistent", "--method", "linear")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: unknown task or suite 'nonexistent'.")
+    assert "bench list tasks" in done.stderr and "Traceback" not in done.stderr
+    assert "\n\n" not in done.stderr.strip()
+
+
+def test_unknown_method_suggests(tiny_tasks_dir: Path) -> None:
+    done = bench("run", "--task", "tiny/colors", "--method", "lineer", "--tasks-dir", str(tiny_tasks_dir))
+    assert done.returncode == 2 and "Did you mean 'linear'?" in done.stderr
+
+
+def test_malformed_task_yaml_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("data:\n  source: image_list\n   root: [unclosed\n")
+    for args in (["run", "--task", "broken", "--method", "linear"], ["validate"]):
+        done = bench(*args, "--tasks-dir", str(tmp_path))
+        assert done.returncode == 2, done.stderr
+        assert "broken.yaml" in done.stderr and "malformed YAML at line 3" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_list_and_validate(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "mini/digits" in out and "mini/counting" in out and "mini/orientation" in out
+    assert main(["list", "suites"]) == 0
+    assert "mini" in capsys.readouterr().out
+    assert main(["list", "methods"]) == 0
+    out = capsys.readouterr().out
+    assert "linear" in out and "full_ft" in out and "adamw" in out
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")
+
+
+def test_dry_run_prints_the_plan_without_training(tiny_tasks_dir: Path, capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
+    assert main(["run", "--task", "tiny", "--method", "linear,full_ft", "--dry-run", "--tasks-dir",
+                 str(tiny_tasks_dir), "--results", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "tiny/colors" in out and "linear" in out and "full_ft" in out
+    assert "8 runs" in out  # linear: 4 grid + 2 seeds; full_ft: single-point grid (no search) + 2 seeds
+    assert not (tmp_path / "r").exists()
+
+
+def test_dry_run_reports_missing_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    (folder / "far.yaml").write_text(
+        "data: {source: image_list, root: /nowhere/vtab/dtd, splits: {train: t.txt, val: v.txt, test: s.txt},\n"
+        "       num_classes: 47, images: {resize: [224, 224]}, download_hint: 'Unzip vtab-1k.zip into $BENCH_DATA.'}\n")
+    assert main(["run", "--task", "far", "--method", "linear", "--dry-run", "--tasks-dir", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "40 grid" not in out and "/nowhere/vtab/dtd" in out and "Unzip vtab-1k.zip" in out
+    assert "85.8M" in out  # ViT-B/16 built on the meta device, no weights needed
+
+
+def test_run_show_and_leaderboard(tiny_tasks_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = tmp_path / "runs"
+    common = ["--tasks-dir", str(tiny_tasks_dir), "--results", str(results)]
+    assert main(["run", "--task", "tiny", "--method", "linear,full_ft", *common]) == 0
+    out = capsys.readouterr().out
+    assert "tiny/colors linear: test top-1" in out and "over 2 seeds" in out
+    board = tmp_path / "board.md"
+    assert main(["leaderboard", "--task", "tiny", "--out", str(board), "--results", str(results),
+                 "--tasks-dir", str(tiny_tasks_dir)]) == 0
+    table = board.read_text()
+    assert "| Method" in table and "tiny/colors" in table and "(n=2)" in table
+    assert table.count("\n| full_ft") == 1 and table.count("\n| linear") == 1
+    run_dir = next(results.rglob("run.json")).parent
+    capsys.readouterr()
+    assert main(["show", str(run_dir), "--results", str(results)]) == 0
+    assert "trainable" in capsys.readouterr().out
+    assert main(["show", run_dir.name[:8], "--results", str(results)]) == 0
+    assert main(["show", "zzzz", "--results", str(results)]) == 2
+
+
+def test_leaderboard_without_runs_exits_2(tmp_path: Path) -> None:
+    assert main(["leaderboard", "--results", str(tmp_path / "empty")]) == 2
