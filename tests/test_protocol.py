@@ -68,6 +68,7 @@ def test_full_protocol_on_tiny_task(tiny_tasks_dir: Path, tmp_path: Path) -> Non
     for r in final:
         assert r["run"]["train_splits"] == ["train", "val"] and r["metrics"]["split"] == "test"
         assert r["run"]["optim"]["base_lr"] == expected["base_lr"]
+        assert r["selection"]["point"] == expected and r["selection"]["candidates"] == 4
         # last-epoch reporting: the reported number is the last history entry's, evaluated on test
         assert r["metrics"]["top1"] == r["history"][-1]["test_top1"] and r["metrics"]["epoch"] == 2
         assert [h["epoch"] for h in r["history"]] == [0, 1, 2] and r["history"][0]["lr"] == 0.0

@@ -190,7 +190,7 @@ def run_protocol(task: TaskSpec, method_cls: type[Method], store: RunStore, opti
         for seed in tqdm(seeds or task.protocol.seeds, desc=f"{task.name} {method_cls.name} final",
                          disable=not options.progress, leave=False):
             config = make_config(task, method_cls, settings, selection["point"], "final", seed)
-            record = execute_run(config, method_cls, store, options)
+            record = execute_run(config, method_cls, store, options, selection)
             if record is not None:
                 _log_result(record)
                 final.append(record)

@@ -129,9 +129,12 @@ def key_of(config: RunConfig, options: RunOptions) -> str:
     return run_key(config.identity(fingerprints))
 
 
-def execute_run(config: RunConfig, method_cls: type[Method], store: RunStore, options: RunOptions
-                ) -> dict[str, Any] | None:
-    """Run once (or return the existing record). None when another live process holds the run."""
+def execute_run(config: RunConfig, method_cls: type[Method], store: RunStore, options: RunOptions,
+                selection: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Run once (or return the existing record). None when another live process holds the run.
+
+    `selection` (how a final run's hyper-parameters were chosen) is stored in the record as provenance.
+    """
     fingerprints = data_fingerprints(config.task, [*config.train_splits, config.eval_split], options)
     identity = config.identity(fingerprints)
     key = run_key(identity)
@@ -147,6 +150,8 @@ def execute_run(config: RunConfig, method_cls: type[Method], store: RunStore, op
         if existing is not None:
             return existing
         record = _train(config, method_cls, identity, key, run_dir, options)
+        if selection is not None:
+            record["selection"] = selection
         store.write(run_dir, record)
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
         return record
@@ -192,7 +197,11 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
     last_checkpoint = time.time()
     status, predictions = "completed", None
     _reset_peak_memory(device)
-    for epoch in range(start_epoch, epochs):
+    from tqdm import tqdm
+
+    bar = tqdm(range(start_epoch, epochs), desc=config.describe()[:60], disable=not options.progress, leave=False,
+               initial=start_epoch, total=epochs, unit="epoch")
+    for epoch in bar:
         epoch_lr = lr * lr_multiplier(epoch, warmup, epochs)
         set_lr(optimizer, epoch_lr)
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
@@ -225,11 +234,13 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
             top1, predictions = _evaluate(model, eval_batches, task.protocol.eval_batch_size, autocast, device)
             entry[f"{config.eval_split}_top1"] = top1
         history.append(entry)
+        bar.set_postfix(loss=f"{mean_loss:.3f}")
         if not last and time.time() - last_checkpoint >= options.checkpoint_interval_s:
             _save_checkpoint(checkpoint_path, model, optimizer, history, epoch,
                              elapsed_before + time.time() - started)
             last_checkpoint = time.time()
 
+    bar.close()
     metrics: dict[str, Any] = {"split": config.eval_split, "metric": task.metric, "epoch": epochs - 1}
     if status == "completed":
         metrics["top1"] = history[-1][f"{config.eval_split}_top1"]
