@@ -134,3 +134,17 @@ def test_hub_weights_offline_give_a_download_hint(monkeypatch: pytest.MonkeyPatc
         build_vit(spec)
     text = str(info.value)
     assert "timm/vit_base_patch16_224.orig_in21k" in text and "ViT-B_16.npz" in text
+
+
+def test_default_backbone_is_the_original_in21k_checkpoint_vpt_used() -> None:
+    import timm
+
+    from bench.spec import TaskSpec
+
+    default = TaskSpec.model_fields["backbone"].default
+    assert default.model == "vit_base_patch16_224.orig_in21k" and default.pretrained and default.weights is None
+    cfg = timm.models.get_pretrained_cfg("vit_base_patch16_224.orig_in21k")
+    # Google's ImageNet-21k ViT-B/16, without its head
+    assert cfg.hf_hub_id == "timm/vit_base_patch16_224.orig_in21k" and cfg.num_classes == 0
+    augreg = timm.models.get_pretrained_cfg("vit_base_patch16_224.augreg_in21k")
+    assert augreg.num_classes == 21843  # the other in21k checkpoint, which VPT did not use

@@ -46,7 +46,7 @@ def test_malformed_task_yaml_exits_2(tmp_path: Path) -> None:
 def test_list_and_validate(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "tasks"]) == 0
     out = capsys.readouterr().out
-    assert "mini/digits" in out and "mini/counting" in out and "mini/orientation" in out
+    assert "mini/novel_shapes" in out and "mini/counting" in out and "mini/orientation" in out
     assert main(["list", "suites"]) == 0
     assert "mini" in capsys.readouterr().out
     assert main(["list", "methods"]) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,17 @@ def test_prepare_hook_creates_missing_data(tmp_path: Path, tiny_data: Path, monk
     assert calls == [tmp_path / "made"]
     with pytest.raises(BenchError, match="cannot find data.prepare function"):
         load_split(spec(tmp_path / "x").model_copy(update={"prepare": "fake_prepare:nope"}), "test", "tiny")
+
+
+def test_regenerated_images_are_decoded_again_and_change_the_fingerprint(tiny_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_data, root)
+    before = load_split(spec(root), "test", "tiny")
+    path = root / "images/test/000004.png"
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(path)
+    os.utime(path, ns=(1, 1))  # a different mtime, same list file
+    after = load_split(spec(root), "test", "tiny")
+    assert after.images[4].sum() == 0 and before.images[4].sum() > 0
+    assert after.fingerprint != before.fingerprint

@@ -17,7 +17,8 @@ def test_wheel_carries_builtin_tasks_methods_and_assets(tmp_path: Path) -> None:
     (wheel,) = (tmp_path / "dist").glob("peft_bench-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"bench/_builtin/tasks/mini.yaml", "bench/_builtin/tasks/mini/_base.yaml",
-            "bench/_builtin/methods/linear.py", "bench/_builtin/methods/full_ft.py"} <= names
+            "bench/_builtin/methods/linear.py", "bench/_builtin/methods/full_ft.py",
+            "bench/assets/mini_vit.safetensors", "bench/assets/mini_vit.json"} <= names
     assert not any(n.startswith(("tests/", "results/")) for n in names)
 
     target = tmp_path / "site"
@@ -33,4 +34,4 @@ def test_wheel_carries_builtin_tasks_methods_and_assets(tmp_path: Path) -> None:
     where, methods, tasks = done.stdout.splitlines()
     assert where.startswith(str(target))
     assert "linear" in methods and "full_ft" in methods
-    assert "mini/digits" in tasks
+    assert "mini/novel_shapes" in tasks

@@ -14,7 +14,7 @@ from bench.method import METHODS, Method
 
 def test_builtin_mini_suite_and_methods() -> None:
     suite, tasks = registry.resolve_tasks("mini")
-    assert suite is not None and [t.name for t in tasks] == ["mini/digits", "mini/counting", "mini/orientation"]
+    assert suite is not None and [t.name for t in tasks] == ["mini/novel_shapes", "mini/counting", "mini/orientation"]
     assert {t.group for t in tasks} == {"natural", "structured", "specialized"}
     methods = registry.load_methods()
     assert {"linear", "full_ft"} <= set(methods)
@@ -35,8 +35,8 @@ def test_every_builtin_spec_validates() -> None:
 def test_unknown_names_suggest_close_match() -> None:
     with pytest.raises(BenchError, match="unknown method 'ful_ft'.*Did you mean 'full_ft'"):
         registry.get_method("ful_ft")
-    with pytest.raises(BenchError, match="unknown task or suite 'mini/digit'.*Did you mean 'mini/digits'"):
-        registry.resolve_tasks("mini/digit")
+    with pytest.raises(BenchError, match="unknown task or suite 'mini/novel_shape'.*Did you mean 'mini/novel_shapes'"):
+        registry.resolve_tasks("mini/novel_shape")
 
 
 def test_methods_dir_registers_a_new_method(tmp_path: Path) -> None:

@@ -29,6 +29,17 @@ class ListedSplit:
         """Content hash of the list file: the identity of the split's examples and their order."""
         return hashlib.sha256(self.list_file.read_bytes()).hexdigest()[:16]
 
+    def files_signature(self) -> str:
+        """Size and modification time of every image: changes when a file is replaced or regenerated."""
+        digest = hashlib.sha256()
+        for path in self.paths:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue  # reported, with its name, when decoding
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns};".encode())
+        return digest.hexdigest()[:16]
+
 
 def ensure_prepared(data: DataSpec, task_name: str) -> Path:
     """Make sure the data exists: run `data.prepare` when the root or a list file is missing."""

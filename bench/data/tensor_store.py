@@ -18,7 +18,7 @@ import torch
 from bench.data.image_list import ListedSplit, decode_image, read_split
 from bench.spec import DataSpec, ImageSpec, default_cache_dir
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass
@@ -28,7 +28,7 @@ class DecodedSplit:
     name: str
     images: torch.Tensor | list[torch.Tensor]
     labels: torch.Tensor
-    fingerprint: str
+    fingerprint: str  # hash of the decoded pixels, sizes and labels: the split's content, wherever it lives
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -44,12 +44,14 @@ def load_split(data: DataSpec, split: str, task_name: str, cache_dir: Path | Non
         _write_cache(path, listed, data.images, progress)
     with np.load(path) as stored:
         pixels, shapes, labels = stored["pixels"], stored["shapes"], stored["labels"]
-    return DecodedSplit(split, _unflatten(pixels, shapes), torch.from_numpy(labels), listed.fingerprint())
+        content = str(stored["content"])
+    return DecodedSplit(split, _unflatten(pixels, shapes), torch.from_numpy(labels), content)
 
 
 def _cache_key(listed: ListedSplit, images: ImageSpec) -> str:
     decode_params = {"resize": images.resize, "interpolation": images.interpolation, "format": CACHE_FORMAT}
-    text = json.dumps([str(listed.list_file.resolve()), listed.fingerprint(), decode_params], sort_keys=True)
+    text = json.dumps([str(listed.list_file.resolve()), listed.fingerprint(), listed.files_signature(),
+                       decode_params], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -63,9 +65,12 @@ def _write_cache(path: Path, listed: ListedSplit, images: ImageSpec, progress: b
                            leave=False))
     shapes = np.asarray([a.shape[:2] for a in arrays], dtype=np.int64)
     pixels = np.concatenate([a.reshape(-1) for a in arrays])
+    digest = hashlib.sha256()
+    for array in (pixels, shapes, listed.labels):
+        digest.update(np.ascontiguousarray(array).tobytes())
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-        np.savez(handle, pixels=pixels, shapes=shapes, labels=listed.labels)
+        np.savez(handle, pixels=pixels, shapes=shapes, labels=listed.labels, content=digest.hexdigest()[:16])
         tmp = handle.name
     os.replace(tmp, path)
 

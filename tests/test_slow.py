@@ -1,0 +1,33 @@
+"""Minutes-long checks, outside the default suite (`make test-slow`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def test_demo_suite_gives_a_leaderboard_where_methods_differ(tmp_path: Path) -> None:
+    results = tmp_path / "runs"
+    assert main(["run", "--task", "mini", "--method", "all", "--results", str(results)]) == 0
+    board = tmp_path / "mini.md"
+    assert main(["leaderboard", "--task", "mini", "--results", str(results), "--out", str(board)]) == 0
+    rows = [line for line in board.read_text().splitlines() if line.startswith("| ") and "Method" not in line]
+    assert len(rows) >= 2
+    cells = [row.split("|")[2:5] for row in rows]
+    assert all("(n=5)" in cell for row in cells for cell in row)  # 3 tasks x every method, 5 seeds each
+    means = [tuple(cell.split("±")[0].strip() for cell in row) for row in cells]
+    assert len(set(means)) == len(means), "methods tie on every task"
+
+
+def test_pretraining_script_reproduces_the_shipped_weights() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "pretrain_mini_backbone.py"), "--check"],
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout + done.stderr
