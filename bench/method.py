@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 GridValue = float | int | str | bool
 
+# VPT's fine-tuning grid (configs/finetune): for methods trained with AdamW (full FT, BitFit, LoRA, adapters).
+ADAMW_GRID: dict[str, list[GridValue]] = {"base_lr": [0.005, 0.001, 0.0005, 0.0001],
+                                          "weight_decay": [0.01, 0.001, 0.0001, 0.0]}
+
 
 class MethodHParams(BaseModel):
     """Base class of a method's hyper-parameters: typed, with defaults; unknown names are errors."""

@@ -3,7 +3,7 @@
 from torch import nn
 
 from bench.backbones import Backbone
-from bench.method import Method, register_method
+from bench.method import ADAMW_GRID, Method, register_method
 
 
 @register_method("full_ft")
@@ -18,7 +18,7 @@ class FullFineTuning(Method):
     optimizer = "adamw"
     warmup_epochs = 5
     trains_backbone = True
-    grid = {"base_lr": [0.005, 0.001, 0.0005, 0.0001], "weight_decay": [0.01, 0.001, 0.0001, 0.0]}
+    grid = ADAMW_GRID
 
     def attach(self, backbone: Backbone) -> nn.Module:
         for parameter in backbone.parameters():

@@ -1,9 +1,9 @@
 """Backbones behind one small interface, so that a method never knows which network it runs on."""
 
-from bench.backbones.base import Backbone, PrefixKV, PrefixProvider, TokenHook
+from bench.backbones.base import Backbone, PrefixKV, PrefixProvider, QKVDelta, TokenHook
 from bench.spec import BackboneSpec
 
-__all__ = ["Backbone", "PrefixKV", "PrefixProvider", "TokenHook", "build_backbone"]
+__all__ = ["Backbone", "PrefixKV", "PrefixProvider", "QKVDelta", "TokenHook", "build_backbone"]
 
 
 def build_backbone(spec: BackboneSpec) -> Backbone:

@@ -16,8 +16,12 @@ from torch import nn
 PrefixKV = tuple[torch.Tensor, torch.Tensor]
 # (layer index, batch size) -> the prefix of that layer, or None for no prefix there.
 PrefixProvider = Callable[[int, int], PrefixKV | None]
-# (layer index, hidden states (batch, tokens, hidden)) -> hidden states; called before each layer.
+# (layer index, hidden states (batch, tokens, hidden)) -> hidden states; called before each layer
+# (token hook) or after each layer (layer-output hook).
 TokenHook = Callable[[int, torch.Tensor], torch.Tensor]
+# (layer index, normalised attention input (batch, tokens, hidden)) -> additive deltas for the query, key
+# and value projections (each (batch, tokens, heads*head_dim) or None), e.g. LoRA.
+QKVDelta = Callable[[int, torch.Tensor], tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]]
 
 
 class Backbone(nn.Module, ABC):
@@ -33,16 +37,41 @@ class Backbone(nn.Module, ABC):
         super().__init__()
         self.prefix_provider: PrefixProvider | None = None
         self.token_hook: TokenHook | None = None
+        self.layer_output_hook: TokenHook | None = None
+        self.qkv_delta: QKVDelta | None = None
 
     def set_prefix_provider(self, provider: PrefixProvider | None) -> None:
         if provider is not None and self.prefix_provider is not None:
             raise RuntimeError("a prefix provider is already attached to this backbone")
-        self.prefix_provider = provider
+        self._set_hook("prefix_provider", provider)
 
     def set_token_hook(self, hook: TokenHook | None) -> None:
+        """`hook(layer, hidden)` runs before each layer: insert or replace tokens (VPT)."""
         if hook is not None and self.token_hook is not None:
             raise RuntimeError("a token hook is already attached to this backbone")
-        self.token_hook = hook
+        self._set_hook("token_hook", hook)
+
+    def set_layer_output_hook(self, hook: TokenHook | None) -> None:
+        """`hook(layer, hidden)` runs on each layer's output (bottleneck adapters)."""
+        if hook is not None and self.layer_output_hook is not None:
+            raise RuntimeError("a layer-output hook is already attached to this backbone")
+        self._set_hook("layer_output_hook", hook)
+
+    def set_qkv_delta(self, delta: QKVDelta | None) -> None:
+        """`delta(layer, x)` adds to the frozen query/key/value projections of x (LoRA)."""
+        if delta is not None and self.qkv_delta is not None:
+            raise RuntimeError("a q/k/v delta is already attached to this backbone")
+        self._set_hook("qkv_delta", delta)
+
+    def _set_hook(self, name: str, hook: object) -> None:
+        # Plain attribute, never a registered submodule: the method's module belongs to the method (its
+        # parameters, train/eval mode and state dict), not to the frozen backbone.
+        object.__setattr__(self, name, hook)
+
+    @property
+    def prompt_init_bound(self) -> float:
+        """Bound of the uniform init of prompt / prefix vectors (VPT: sqrt(6 / (3·patch² + hidden)))."""
+        return float((6.0 / (2 * self.hidden_size)) ** 0.5)  # xavier-uniform of a hidden x hidden matrix
 
     @abstractmethod
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ keys/values. It never changes the timm classes themselves.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +40,20 @@ class PrefixAttention(nn.Module):
         self.norm: nn.Module = attn.norm
         self.proj: nn.Linear = attn.proj
         self.proj_drop: nn.Dropout = attn.proj_drop
-        # Set by ViTBackbone.forward for the duration of one call: (B, H, P, Dh) keys and values.
+        # Set by ViTBackbone.forward for the duration of one call: (B, H, P, Dh) keys and values,
+        # and the q/k/v delta function bound to this layer.
         self.prefix: PrefixKV | None = None
+        self.delta: Any = None
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
         if attn_mask is not None or is_causal:
             raise ValueError("PrefixAttention takes no attention mask: ViT attention is bidirectional")
         B, N, _ = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(x)
+        if self.delta is not None:
+            qkv = qkv + torch.cat([d if d is not None else qkv.new_zeros(B, N, self.attn_dim)
+                                   for d in self.delta(x)], dim=-1)
+        qkv = qkv.reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         q, k = self.q_norm(q), self.k_norm(k)
         if self.prefix is not None:
@@ -76,6 +83,12 @@ class ViTBackbone(Backbone):
         self.num_heads = first.num_heads
         self.head_dim = first.head_dim
         self.num_prefix_tokens = vit.num_prefix_tokens
+        self.patch_size: tuple[int, int] = tuple(vit.patch_embed.patch_size)
+
+    @property
+    def prompt_init_bound(self) -> float:
+        """VPT's "xavier uniform" prompt bound, sqrt(6 / (3·patch_h·patch_w + hidden)): 0.0625 for ViT-B/16."""
+        return float((6.0 / (3 * self.patch_size[0] * self.patch_size[1] + self.hidden_size)) ** 0.5)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         vit = self.vit
@@ -91,10 +104,15 @@ class ViTBackbone(Backbone):
             if self.token_hook is not None:
                 x = self.token_hook(index, x)
             block.attn.prefix = self._prefix_for(index, batch)
+            if self.qkv_delta is not None:
+                block.attn.delta = functools.partial(self.qkv_delta, index)
             try:
                 x = block(x)
             finally:
                 block.attn.prefix = None
+                block.attn.delta = None
+            if self.layer_output_hook is not None:
+                x = self.layer_output_hook(index, x)
         x = self.vit.norm(x)
         return x[:, 0]
 

@@ -1,0 +1,206 @@
+"""The three prefix variants of "Revisiting Prefix-tuning" (Le et al., ICLR 2025), deep and shallow.
+
+- no_share:     independent key and value vectors per position (E = num_tokens // 2 positions per layer);
+- simple_share: N = num_tokens prompts per layer, turned into key and value by the layer's own frozen
+                LayerNorm and W_K / W_V (a keys/values-only VPT-deep);
+- deep_share:   one vector p'_i per position feeds a per-layer MLP (hidden 48, tanh) whose output gives the
+                key (even coordinates) and the value (odd coordinates); at inference the keys/values are
+                computed once and cached, so the MLP is trained but not stored.
+"Shallow" variants put the prefix in the first layer only. Defaults are the CUB scripts of the paper.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+from torch import nn
+
+from bench.backbones import Backbone, PrefixKV
+from bench.method import Method, MethodHParams, register_method
+from bench.prompting import batch_dropout, uniform_parameter
+
+
+class NoSharePrefix(nn.Module):
+    """Learned key and value tables, (layers, E, hidden) each, concatenated after projection."""
+
+    def __init__(self, backbone: Backbone, positions: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        shape = (layers, positions, backbone.hidden_size)
+        self.keys = uniform_parameter(shape, backbone.prompt_init_bound)
+        self.values = uniform_parameter(shape, backbone.prompt_init_bound)
+        self.dropout = nn.Dropout(dropout)
+        self.split_heads = backbone.split_heads
+
+    def forward(self, layer: int, batch: int) -> PrefixKV | None:
+        if layer >= self.keys.shape[0]:
+            return None
+        keys = batch_dropout(self.keys[layer], batch, self.dropout)
+        values = batch_dropout(self.values[layer], batch, self.dropout)
+        return self.split_heads(keys), self.split_heads(values)
+
+
+class SimpleSharePrefix(nn.Module):
+    """Prompts (layers, N, hidden) through each layer's frozen LayerNorm + W_K / W_V (with bias)."""
+
+    def __init__(self, backbone: Backbone, prompts: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.prompts = uniform_parameter((layers, prompts, backbone.hidden_size), backbone.prompt_init_bound)
+        self.dropout = nn.Dropout(dropout)
+        self.project_kv = backbone.project_kv  # a bound method: the backbone is not registered twice
+
+    def forward(self, layer: int, batch: int) -> PrefixKV | None:
+        if layer >= self.prompts.shape[0]:
+            return None
+        return self.project_kv(layer, batch_dropout(self.prompts[layer], batch, self.dropout))
+
+
+class DeepSharePrefix(nn.Module):
+    """p' (layers, E, hidden) -> per-layer MLP -> (E, 2·hidden); key = even, value = odd coordinates."""
+
+    def __init__(self, backbone: Backbone, positions: int, layers: int, dropout: float, mlp_hidden: int,
+                 share_type: str) -> None:
+        super().__init__()
+        hidden = backbone.hidden_size
+        self.table = uniform_parameter((layers, positions, hidden), backbone.prompt_init_bound)
+        if share_type == "non-linear":
+            self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(hidden, mlp_hidden), nn.Tanh(),
+                                                    nn.Linear(mlp_hidden, 2 * hidden)) for _ in range(layers))
+        else:
+            self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.Tanh()) for _ in range(layers))
+        self.dropout = nn.Dropout(dropout)
+        self.split_heads = backbone.split_heads
+        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def key_value(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The generated (E, hidden) key and value of one layer, before dropout."""
+        out = self.mlps[layer](self.table[layer])
+        pairs = out.unflatten(-1, (-1, 2))  # (E, hidden, 2): coordinate 2j -> key j, 2j+1 -> value j
+        return pairs[..., 0], pairs[..., 1]
+
+    def train(self, mode: bool = True) -> DeepSharePrefix:
+        self._cache.clear()  # parameters may change while training; recompute after
+        return super().train(mode)
+
+    def forward(self, layer: int, batch: int) -> PrefixKV | None:
+        if layer >= self.table.shape[0]:
+            return None
+        if self.training:
+            keys, values = self.key_value(layer)
+        else:  # inference: materialise the keys/values once, no MLP afterwards
+            if layer not in self._cache:
+                with torch.no_grad():
+                    self._cache[layer] = self.key_value(layer)
+            keys, values = self._cache[layer]
+        keys = batch_dropout(keys, batch, self.dropout)
+        values = batch_dropout(values, batch, self.dropout)
+        return self.split_heads(keys), self.split_heads(values)
+
+
+class PrefixHParams(MethodHParams):
+    num_tokens: int = 20  # E = num_tokens // 2 key/value positions per layer (the official NUM_TOKENS)
+    dropout: float = 0.1
+
+
+class DeepShareHParams(PrefixHParams):
+    mlp_hidden: int = 48
+    share_type: Literal["non-linear", "linear"] = "non-linear"
+
+
+class SimpleShareHParams(MethodHParams):
+    num_tokens: int = 10  # N prompts per layer = as many key/value positions as E of the other variants
+    dropout: float = 0.1
+
+
+class _PrefixMethod(Method):
+    deep: ClassVar[bool] = True
+
+    def layers(self, backbone: Backbone) -> int:
+        return backbone.num_layers if self.deep else 1
+
+
+@register_method("no_share")
+class NoShare(_PrefixMethod):
+    """Prefix tuning without sharing: independent key and value vectors in every layer."""
+
+    HParams = PrefixHParams
+
+    def attach(self, backbone: Backbone) -> nn.Module:
+        hp = self.hp
+        assert isinstance(hp, PrefixHParams)
+        module = NoSharePrefix(backbone, hp.num_tokens // 2, self.layers(backbone), hp.dropout)
+        backbone.set_prefix_provider(module)
+        return module
+
+
+@register_method("simple_share")
+class SimpleShare(_PrefixMethod):
+    """One prompt gives key and value through the frozen W_K / W_V, in every layer."""
+
+    HParams = SimpleShareHParams
+
+    def attach(self, backbone: Backbone) -> nn.Module:
+        hp = self.hp
+        assert isinstance(hp, SimpleShareHParams)
+        module = SimpleSharePrefix(backbone, hp.num_tokens, self.layers(backbone), hp.dropout)
+        backbone.set_prefix_provider(module)
+        return module
+
+
+@register_method("deep_share")
+class DeepShare(_PrefixMethod):
+    """Key and value generated from one shared vector by a per-layer MLP, in every layer."""
+
+    HParams = DeepShareHParams
+
+    def attach(self, backbone: Backbone) -> nn.Module:
+        hp = self.hp
+        assert isinstance(hp, DeepShareHParams)
+        module = DeepSharePrefix(backbone, hp.num_tokens // 2, self.layers(backbone), hp.dropout, hp.mlp_hidden,
+                                 hp.share_type)
+        backbone.set_prefix_provider(module)
+        return module
+
+    def stored_parameter_count(self, module: nn.Module) -> int:
+        """Only the generated keys and values are kept for inference: 2 · layers · E · hidden."""
+        assert isinstance(module, DeepSharePrefix)
+        return 2 * module.table.numel()
+
+
+class ShallowPrefixHParams(PrefixHParams):
+    num_tokens: int = 200  # CUB shallow scripts: E = 100
+    dropout: float = 0.0
+
+
+class ShallowDeepShareHParams(DeepShareHParams):
+    num_tokens: int = 200
+    dropout: float = 0.0
+
+
+class ShallowSimpleShareHParams(SimpleShareHParams):
+    num_tokens: int = 100
+    dropout: float = 0.0
+
+
+@register_method("no_share_shallow")
+class NoShareShallow(NoShare):
+    """No-share prefix in the first layer only."""
+
+    HParams = ShallowPrefixHParams
+    deep = False
+
+
+@register_method("simple_share_shallow")
+class SimpleShareShallow(SimpleShare):
+    """Simple-share prompts in the first layer only (not VPT-shallow: nothing propagates as tokens)."""
+
+    HParams = ShallowSimpleShareHParams
+    deep = False
+
+
+@register_method("deep_share_shallow")
+class DeepShareShallow(DeepShare):
+    """Deep-share prefix in the first layer only (one MLP)."""
+
+    HParams = ShallowDeepShareHParams
+    deep = False
