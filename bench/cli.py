@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list tasks, suites or methods")
     p.add_argument("what", choices=["tasks", "suites", "methods"])
+    p.add_argument("--params", action="store_true",
+                   help="methods: trained and stored parameters on --task's backbone (built without weights)")
+    p.add_argument("--task", default=None, help="task for --params (default: ViT-B/16 with 100 classes)")
     common(p)
     p.set_defaults(func=cmd_list)
 
@@ -77,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the plan (runs, data, estimated cost) and stop")
     common(p, results=True)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("perf", help="benchmarks: `bench perf methods` (step cost vs the frozen backbone)")
+    p.add_argument("what", choices=["methods"])
+    p.add_argument("--task", default="mini/novel_shapes", help="task whose backbone and input size are used")
+    p.add_argument("--method", default="all", help="comma-separated methods or 'all'")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=20, help="timed steps per method (median reported)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--precision", choices=["fp32", "bf16"], default=None)
+    common(p)
+    p.set_defaults(func=cmd_perf)
 
     p = sub.add_parser("show", help="show one run record (a run folder, or a key prefix)")
     p.add_argument("run")
@@ -128,6 +142,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     from bench import registry
 
+    if args.what == "methods" and args.params:
+        return _list_method_params(args)
     if args.what == "methods":
         methods = registry.load_methods(_dirs(args, "methods_dir"))
         method_rows = []
@@ -151,6 +167,49 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "tasks":
         headers = ["task", "group", "classes", "description"]
     print(tabulate(rows, headers=headers))
+    return 0
+
+
+def _list_method_params(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from bench import registry
+    from bench.params import count_parameters
+    from bench.spec import DataSpec, ImageSpec, TaskSpec
+
+    if args.task:
+        task = registry.load_task_by_name(args.task, _dirs(args, "tasks_dir"))
+    else:
+        data = DataSpec(source="image_list", root="-", splits={s: "-" for s in ("train", "val", "test")},
+                        num_classes=100, images=ImageSpec(resize=(224, 224)))
+        task = TaskSpec(name="vit-b16 (100 classes)", data=data)
+    rows = []
+    for name, cls in sorted(registry.load_methods(_dirs(args, "methods_dir")).items()):
+        fixed = task.protocol.methods[name].hparams if name in task.protocol.methods else {}
+        count = count_parameters(task, cls, fixed)
+        rows.append([name, f"{count.trained:,}", f"{count.stored:,}", f"{count.trained_percent:.3f}",
+                     f"{count.head:,}"])
+    print(f"{task.name}: backbone {task.backbone.model} ({count.backbone:,} parameters), "
+          f"{task.data.num_classes} classes; method defaults{' + task overrides' if args.task else ''}")
+    print(tabulate(rows, headers=["method", "trained", "stored (inference)", "trained % of backbone", "head"],
+                   disable_numparse=True))
+    return 0
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    from bench import registry
+    from bench.perf import measure, report
+    from bench.train.run import configure_threads, default_device
+
+    task = registry.load_task_by_name(args.task, _dirs(args, "tasks_dir"))
+    methods = registry.load_methods(_dirs(args, "methods_dir"))
+    names = sorted(methods) if args.method == "all" else [m.strip() for m in args.method.split(",")]
+    classes = [registry.get_method(n, _dirs(args, "methods_dir")) for n in names]
+    configure_threads()
+    device = default_device(args.device)
+    precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
+    base, costs = measure(task, classes, args.batch, args.steps, device, precision)
+    print(report(task, base, costs, args.batch, device, precision))
     return 0
 
 

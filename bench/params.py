@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +24,7 @@ class ParamCount:
         return 100.0 * self.trained / self.backbone
 
 
-def count_parameters(task: TaskSpec, method_cls: type[Method], hparams: dict[str, object] | None = None
+def count_parameters(task: TaskSpec, method_cls: type[Method], hparams: Mapping[str, object] | None = None
                      ) -> ParamCount:
     from bench.backbones.vit import build_vit
     from bench.train.model import PeftModel

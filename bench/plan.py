@@ -12,10 +12,14 @@ ASSUMED_FLOPS = {"cuda": 150e12, "cpu": 50e9}
 
 
 def count_examples(task: TaskSpec, split: str) -> int | None:
-    """Lines in a split's list file, or None when the data is not there yet."""
-    path = task.data.resolved_root() / task.data.splits[split]
+    """Examples in a split, or None when the data is not there yet."""
+    from bench.data.splits import _load_json, split_file
+
+    path = split_file(task.data, split)
     if not path.is_file():
         return None
+    if task.data.source == "vpt_json":
+        return len(_load_json(path))
     return sum(1 for line in path.read_text().splitlines() if line.strip())
 
 
@@ -49,7 +53,7 @@ def print_plan(tasks: list[TaskSpec], method_classes: list[type[Method]], stages
     for task in tasks:
         params, flops = backbone_flops_per_image(task)
         sizes = {s: count_examples(task, s) for s in task.data.splits}
-        if any(v is None for v in sizes.values()):
+        if any(v is None for v in sizes.values()) or not task.data.resolved_root().is_dir():
             how = f"prepared automatically by {task.data.prepare}" if task.data.prepare else (
                 task.data.download_hint or "download it and set data.root")
             missing.append(f"{task.name}: {task.data.resolved_root()} ({how})")

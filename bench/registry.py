@@ -52,27 +52,35 @@ def spec_files(tasks_dirs: tuple[Path, ...] = ()) -> dict[str, SpecFile]:
     return found
 
 
+def _lookup(files: dict[str, SpecFile], name: str) -> SpecFile | None:
+    """Exact name, else a unique last path component ('cub' -> 'fgvc/cub')."""
+    if name in files:
+        return files[name]
+    matches = [entry for key, entry in files.items() if key.rsplit("/", 1)[-1] == name]
+    return matches[0] if len(matches) == 1 else None
+
+
 def load_task_by_name(name: str, tasks_dirs: tuple[Path, ...] = ()) -> TaskSpec:
     files = spec_files(tasks_dirs)
-    entry = files.get(name)
+    entry = _lookup(files, name)
     if entry is None or entry.is_suite:
         tasks = [n for n, f in files.items() if not f.is_suite]
         raise BenchError(f"unknown task '{name}'.{did_you_mean(name, tasks)}", hint="See `bench list tasks`.")
-    return load_task(entry.path, name)
+    return load_task(entry.path, entry.name)
 
 
 def resolve_tasks(name: str, tasks_dirs: tuple[Path, ...] = ()) -> tuple[SuiteSpec | None, list[TaskSpec]]:
     """A task name gives that task; a suite name gives the suite and its tasks, in suite order."""
     files = spec_files(tasks_dirs)
-    entry = files.get(name)
+    entry = _lookup(files, name)
     if entry is None:
         raise BenchError(
             f"unknown task or suite '{name}'.{did_you_mean(name, list(files))}",
             hint="See `bench list tasks` and `bench list suites`.",
         )
     if not entry.is_suite:
-        return None, [load_task(entry.path, name)]
-    suite = load_suite(entry.path, name)
+        return None, [load_task(entry.path, entry.name)]
+    suite = load_suite(entry.path, entry.name)
     tasks = []
     for task_name in suite.tasks:
         member = files.get(task_name)

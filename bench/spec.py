@@ -55,12 +55,15 @@ class ImageSpec(StrictModel):
 class DataSpec(StrictModel):
     """Where the examples come from. `prepare` names a function that creates the files when absent."""
 
-    source: Literal["image_list"] = Field(
-        description="image_list: a folder with '<relative path> <label>' list files (the NOAH / VTAB-1k format)"
+    source: Literal["image_list", "vpt_json"] = Field(
+        description="image_list: a folder with '<relative path> <label>' list files (the NOAH / VTAB-1k format); "
+        "vpt_json: VPT's split files, JSON objects {relative image path: class id} (FGVC)"
     )
-    root: str = Field(description="folder of the data set; ${BENCH_DATA}, ${BENCH_CACHE} and ~ are expanded")
+    root: str = Field(description="folder of the images; ${BENCH_DATA}, ${BENCH_CACHE} and ~ are expanded")
     prepare: str | None = Field(None, description="'module:function' that writes the data into root when missing")
-    splits: dict[str, str] = Field(description="split name -> list file, relative to root")
+    splits: dict[str, str] = Field(
+        description="split name -> list file, relative to root; 'bench:<path>' = a split file shipped in bench/assets"
+    )
     num_classes: int = Field(gt=1)
     images: ImageSpec
     download_hint: str | None = Field(None, description="what to download and where, shown when data is missing")

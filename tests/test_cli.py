@@ -100,3 +100,19 @@ def test_run_show_and_leaderboard(tiny_tasks_dir: Path, tmp_path: Path, capsys: 
 
 def test_leaderboard_without_runs_exits_2(tmp_path: Path) -> None:
     assert main(["leaderboard", "--results", str(tmp_path / "empty")]) == 2
+
+
+def test_list_methods_params_for_cub(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "methods", "--params", "--task", "cub"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines()[3:]}
+    assert rows["deep_share"] == ["1,438,272", "184,320"]
+    assert rows["no_share"][0] == "184,320" and rows["simple_share"][0] == "92,160"
+    assert "153,800" in out  # the CUB head
+
+
+def test_perf_methods_prints_ratios(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["perf", "methods", "--method", "no_share,linear", "--steps", "2", "--batch", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "reference (frozen backbone, gradient to the input)" in out
+    assert "no_share" in out and "linear" in out and "ratio" in out

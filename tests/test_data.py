@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.data import image_list, tensor_store
+from bench.data import splits, tensor_store
 from bench.data.tensor_store import concat_splits, load_split
 from bench.data.transforms import ImageBatches
 from bench.errors import BenchError
@@ -50,7 +50,7 @@ def test_shorter_side_resize_and_centre_crop_match_torchvision(tmp_path: Path) -
     path = tmp_path / "a.png"
     pil.save(path)
     images = ImageSpec(resize=256, crop=224)
-    decoded = image_list.decode_image(path, images)
+    decoded = splits.decode_image(path, images)
     resized = transforms.Resize(256)(pil)
     assert decoded.shape[:2] == (resized.height, resized.width) == (256, 384)
     assert np.array_equal(decoded, np.asarray(resized))

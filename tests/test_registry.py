@@ -101,3 +101,9 @@ def test_duplicate_method_names_are_rejected() -> None:
     registry.load_methods()
     with pytest.raises(BenchError, match="registered twice"):
         register_method("linear")(Other)
+
+
+def test_a_unique_last_name_part_finds_the_task() -> None:
+    assert registry.load_task_by_name("cub").name == "fgvc/cub"
+    suite, tasks = registry.resolve_tasks("orientation")
+    assert suite is None and tasks[0].name == "mini/orientation"

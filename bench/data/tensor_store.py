@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.data.image_list import ListedSplit, decode_image, read_split
+from bench.data.splits import ListedSplit, decode_image, read_split
 from bench.spec import DataSpec, ImageSpec, default_cache_dir
 
 CACHE_FORMAT = 2

@@ -1,12 +1,18 @@
-"""Image-list data sets (the NOAH / VTAB-1k folder format): list files of '<relative path> <label>' lines.
+"""Split files -> (image paths, labels), and image decoding. Two formats:
 
-This module only reads list files and decodes images; it never caches (bench.data.tensor_store does).
+- image_list: the NOAH / VTAB-1k folder format, list files of '<relative path> <label>' lines;
+- vpt_json: VPT's FGVC split files, JSON objects {relative path: class id}. One label map, built from the
+  train split, serves every split (VPT rebuilt it per split, which shifts NABirds' val labels).
+
+This module only reads split files and decodes images; it never caches (bench.data.tensor_store does).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,15 +47,31 @@ class ListedSplit:
         return digest.hexdigest()[:16]
 
 
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+
+
+def split_file(data: DataSpec, split: str) -> Path:
+    """Where a split's file lives: 'bench:<path>' in bench/assets, anything else relative to the root."""
+    name = data.splits[split]
+    if name.startswith("bench:"):
+        return ASSETS_DIR / name.removeprefix("bench:")
+    return data.resolved_root() / name
+
+
 def ensure_prepared(data: DataSpec, task_name: str) -> Path:
-    """Make sure the data exists: run `data.prepare` when the root or a list file is missing."""
+    """Make sure the data exists: run `data.prepare` when the root or a split file is missing."""
     root = data.resolved_root()
-    missing = [s for s, f in data.splits.items() if not (root / f).is_file()]
+
+    def missing_splits() -> list[str]:
+        absent = [s for s in data.splits if not split_file(data, s).is_file()]
+        return absent if absent or root.is_dir() else list(data.splits)
+
+    missing = missing_splits()
     if missing and data.prepare:
         _call_prepare(data.prepare, root, task_name)
-        missing = [s for s, f in data.splits.items() if not (root / f).is_file()]
+        missing = missing_splits()
     if missing:
-        listed = ", ".join(f"{s} -> {root / data.splits[s]}" for s in missing)
+        listed = ", ".join(f"{s} -> {split_file(data, s)}" for s in missing)
         hint = data.download_hint or "Download the data set and point data.root (or ${BENCH_DATA}) at it."
         raise BenchError(f"task '{task_name}': data not found ({listed}).", field="data.root", hint=hint)
     return root
@@ -69,11 +91,13 @@ def _call_prepare(target: str, root: Path, task_name: str) -> None:
 
 
 def read_split(data: DataSpec, split: str, task_name: str) -> ListedSplit:
-    """Parse one list file; every problem names the file and line."""
+    """Parse one split file; every problem names the file (and line)."""
     root = ensure_prepared(data, task_name)
     if split not in data.splits:
         raise BenchError(f"task '{task_name}' has no split '{split}'.", field="data.splits")
-    list_file = root / data.splits[split]
+    if data.source == "vpt_json":
+        return _read_vpt_json(data, split, root)
+    list_file = split_file(data, split)
     paths: list[Path] = []
     labels: list[int] = []
     for number, line in enumerate(list_file.read_text().splitlines(), start=1):
@@ -97,6 +121,40 @@ def read_split(data: DataSpec, split: str, task_name: str) -> ListedSplit:
     if not paths:
         raise BenchError("the list file is empty.", file=list_file)
     return ListedSplit(split, list_file, tuple(paths), np.asarray(labels, dtype=np.int64))
+
+
+def _load_json(path: Path) -> dict[str, object]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt") as handle:
+            content = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"unreadable split file ({exc}).", file=path) from exc
+    if not isinstance(content, dict) or not content:
+        raise BenchError("expected a non-empty JSON object {relative image path: class id}.", file=path)
+    return content
+
+
+def vpt_label_map(data: DataSpec) -> dict[object, int]:
+    """Class id -> contiguous label, from the train split: sorted ids (numbers numerically)."""
+    classes = set(_load_json(split_file(data, "train")).values())
+    ordered = sorted(classes, key=lambda c: (0, int(str(c)), "") if str(c).isdigit() else (1, 0, str(c)))
+    return {c: i for i, c in enumerate(ordered)}
+
+
+def _read_vpt_json(data: DataSpec, split: str, root: Path) -> ListedSplit:
+    path = split_file(data, split)
+    label_map = vpt_label_map(data)
+    if len(label_map) != data.num_classes:
+        raise BenchError(f"the train split has {len(label_map)} classes, data.num_classes says {data.num_classes}.",
+                         file=split_file(data, "train"), field="data.num_classes")
+    paths, labels = [], []
+    for relative, class_id in _load_json(path).items():
+        if class_id not in label_map:
+            raise BenchError(f"class id {class_id!r} of {relative!r} does not occur in the train split.", file=path)
+        paths.append(root / relative)
+        labels.append(label_map[class_id])
+    return ListedSplit(split, path, tuple(paths), np.asarray(labels, dtype=np.int64))
 
 
 def decode_image(path: Path, images: ImageSpec) -> np.ndarray:
