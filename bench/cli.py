@@ -92,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_perf)
 
+    p = sub.add_parser("data", help="real data: `bench data fetch vtab`, `bench data status`")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    q = data_sub.add_parser("fetch", help="put a data set in place (download, or --from a local copy)")
+    q.add_argument("what", choices=["vtab"])
+    q.add_argument("--from", dest="source", type=Path, default=None, help="a local vtab-1k.zip or its folder")
+    q.add_argument("--dest", type=Path, default=None, help="default: ${BENCH_DATA}/vtab-1k")
+    common(q)
+    q.set_defaults(func=cmd_data_fetch)
+    q = data_sub.add_parser("status", help="for each task: ready, missing, incomplete or corrupt, and what to do")
+    q.add_argument("--task", default=None, help="task or suite (default: every task)")
+    common(q)
+    q.set_defaults(func=cmd_data_status)
+
     p = sub.add_parser("show", help="show one run record (a run folder, or a key prefix)")
     p.add_argument("run")
     p.add_argument("--json", action="store_true", help="print the whole record")
@@ -267,6 +280,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     for line in summaries:
         print(line)
     return 0
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from bench import registry
+    from bench.data.fetch import check_task, default_vtab_dest, fetch_vtab
+
+    dest = fetch_vtab(args.dest or default_vtab_dest(), args.source)
+    log.info("VTAB-1k is at %s", dest)
+    _, tasks = registry.resolve_tasks("vtab", _dirs(args, "tasks_dir"))
+    if args.dest is not None:
+        tasks = [t.model_copy(update={"data": t.data.model_copy(update={"root": str(dest / Path(t.data.root).name)})})
+                 for t in tasks]
+    statuses = [check_task(t) for t in tasks]
+    _print_statuses(statuses)
+    if args.dest is not None:
+        print(f"\nThe task specs read ${{BENCH_DATA}}/vtab-1k: set BENCH_DATA={dest.parent} (or move {dest}).")
+    return 0 if all(s.state == "ready" for s in statuses) else 2
+
+
+def cmd_data_status(args: argparse.Namespace) -> int:
+    from bench import registry
+    from bench.data.fetch import check_task
+
+    if args.task:
+        _, tasks = registry.resolve_tasks(args.task, _dirs(args, "tasks_dir"))
+    else:
+        files = registry.spec_files(_dirs(args, "tasks_dir"))
+        tasks = [registry.load_task(f.path, n) for n, f in sorted(files.items()) if not f.is_suite]
+    _print_statuses([check_task(t) for t in tasks])
+    return 0
+
+
+def _print_statuses(statuses: list[Any]) -> None:
+    from tabulate import tabulate
+
+    rows = [[s.task, s.state, textwrap.shorten(s.detail, 70), textwrap.shorten(s.fix, 80)] for s in statuses]
+    print(tabulate(rows, headers=["task", "state", "detail", "what to do"]))
 
 
 def cmd_show(args: argparse.Namespace) -> int:

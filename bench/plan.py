@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.data.splits import split_file
 from bench.method import Method
 from bench.spec import TaskSpec
 
@@ -17,7 +18,7 @@ def count_examples(task: TaskSpec, split: str) -> int | None:
 
     path = split_file(task.data, split)
     if not path.is_file():
-        return None
+        return task.data.expected_sizes.get(split)
     if task.data.source == "vpt_json":
         return len(_load_json(path))
     return sum(1 for line in path.read_text().splitlines() if line.strip())
@@ -48,15 +49,17 @@ def print_plan(tasks: list[TaskSpec], method_classes: list[type[Method]], stages
         import torch
 
         device_kind = "cuda" if torch.cuda.is_available() else "cpu"
-    rows, missing = [], []
+    rows: list[list[object]] = []
+    missing: dict[str, list[str]] = {}
     total_runs, total_flops = 0, 0.0
     for task in tasks:
         params, flops = backbone_flops_per_image(task)
         sizes = {s: count_examples(task, s) for s in task.data.splits}
-        if any(v is None for v in sizes.values()) or not task.data.resolved_root().is_dir():
+        if not task.data.resolved_root().is_dir() or any(
+                not split_file(task.data, s).is_file() for s in task.data.splits):
             how = f"prepared automatically by {task.data.prepare}" if task.data.prepare else (
                 task.data.download_hint or "download it and set data.root")
-            missing.append(f"{task.name}: {task.data.resolved_root()} ({how})")
+            missing.setdefault(how, []).append(f"{task.name}: {task.data.resolved_root()}")
         for method_cls in method_classes:
             settings = method_settings(task, method_cls, overrides)
             points = len(grid_points(settings))
@@ -78,5 +81,5 @@ def print_plan(tasks: list[TaskSpec], method_classes: list[type[Method]], stages
     duration = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
     print(f"\n{total_runs} runs; about {total_flops / 1e12:.3g} TFLOP; roughly {duration} on {device_kind} "
           f"(at an assumed {ASSUMED_FLOPS[device_kind] / 1e12:g} TFLOP/s sustained). Finished runs are skipped.")
-    if missing:
-        print("\nData not present yet:\n  " + "\n  ".join(missing))
+    for how, places in missing.items():
+        print(f"\nData not present yet for {len(places)} task(s):\n  " + "\n  ".join(places) + f"\n  -> {how}")

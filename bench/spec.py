@@ -65,6 +65,9 @@ class DataSpec(StrictModel):
         description="split name -> list file, relative to root; 'bench:<path>' = a split file shipped in bench/assets"
     )
     num_classes: int = Field(gt=1)
+    expected_sizes: dict[str, int] = Field(
+        default_factory=dict, description="split name -> number of examples, checked when the split is read"
+    )
     images: ImageSpec
     download_hint: str | None = Field(None, description="what to download and where, shown when data is missing")
 

@@ -143,3 +143,20 @@ protocol:
     (record,) = RunStore(results).records()
     assert record["run"]["train_splits"] == ["train"] and record["data"]["train_examples"] == 12
     assert record["data"]["eval_examples"] == 6
+
+
+def test_shipped_split_files_are_checksummed(empty_image_roots: Path, monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    from bench.data import splits
+
+    task = registry.load_task_by_name("fgvc/flowers")
+    shipped = splits.split_file(task.data, "val")
+    assert splits._shipped_checksums()[shipped.resolve()]
+    altered = tmp_path / "val.json.gz"
+    content = bytearray(shipped.read_bytes())
+    content[100] ^= 0xFF  # one flipped byte
+    altered.write_bytes(bytes(content))
+    monkeypatch.setitem(splits._shipped_checksums(), altered.resolve(), splits._shipped_checksums()[shipped.resolve()])
+    with pytest.raises(BenchError, match="does not match its checksum"):
+        splits._load_json(altered)
+    assert task.data.expected_sizes == {"train": 1020, "val": 1020, "test": 6149}

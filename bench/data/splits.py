@@ -9,6 +9,7 @@ This module only reads split files and decodes images; it never caches (bench.da
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import importlib
@@ -58,6 +59,25 @@ def split_file(data: DataSpec, split: str) -> Path:
     return data.resolved_root() / name
 
 
+@functools.cache
+def _shipped_checksums() -> dict[Path, str]:
+    """sha256 of every split file shipped with the package (bench/assets/*/SHA256SUMS)."""
+    sums: dict[Path, str] = {}
+    for listing in ASSETS_DIR.glob("*/SHA256SUMS"):
+        for line in listing.read_text().splitlines():
+            digest, _, name = line.partition("  ")
+            sums[(listing.parent / name).resolve()] = digest
+    return sums
+
+
+def verify_shipped(path: Path) -> None:
+    """A shipped split file must be byte-identical to the one the checksums list."""
+    expected = _shipped_checksums().get(path.resolve())
+    if expected is not None and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+        raise BenchError("a split file shipped with bench does not match its checksum (SHA256SUMS).", file=path,
+                         hint="Reinstall peft-bench; never edit the shipped split files.")
+
+
 def ensure_prepared(data: DataSpec, task_name: str) -> Path:
     """Make sure the data exists: run `data.prepare` when the root or a split file is missing."""
     root = data.resolved_root()
@@ -95,8 +115,17 @@ def read_split(data: DataSpec, split: str, task_name: str) -> ListedSplit:
     root = ensure_prepared(data, task_name)
     if split not in data.splits:
         raise BenchError(f"task '{task_name}' has no split '{split}'.", field="data.splits")
-    if data.source == "vpt_json":
-        return _read_vpt_json(data, split, root)
+    listed = _read_vpt_json(data, split, root) if data.source == "vpt_json" else _read_list(data, split, root)
+    expected = data.expected_sizes.get(split)
+    if expected is not None and len(listed.paths) != expected:
+        raise BenchError(
+            f"split '{split}' of task '{task_name}' has {len(listed.paths)} examples, expected {expected}.",
+            file=listed.list_file, hint="The file is truncated or from another release; download it again.",
+        )
+    return listed
+
+
+def _read_list(data: DataSpec, split: str, root: Path) -> ListedSplit:
     list_file = split_file(data, split)
     paths: list[Path] = []
     labels: list[int] = []
@@ -124,6 +153,7 @@ def read_split(data: DataSpec, split: str, task_name: str) -> ListedSplit:
 
 
 def _load_json(path: Path) -> dict[str, object]:
+    verify_shipped(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt") as handle:
