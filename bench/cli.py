@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default=None, help="task or suite to show (default: every task with runs)")
     p.add_argument("--method", default=None, help="comma-separated methods (default: all with runs)")
     p.add_argument("--out", type=Path, default=None, help="also write the Markdown table to this file")
+    p.add_argument("--reference", action="store_true",
+                   help="add published numbers (results/reference/) as labelled rows")
     common(p, results=True)
     p.set_defaults(func=cmd_leaderboard)
     return parser
@@ -264,6 +266,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.train.protocol import run_protocol
     from bench.train.run import RunOptions, configure_threads, default_device
 
+    _refuse_missing_data(tasks)
     configure_threads()
     device = default_device(args.device)
     precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
@@ -280,6 +283,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     for line in summaries:
         print(line)
     return 0
+
+
+def _refuse_missing_data(tasks: list[Any]) -> None:
+    """Before hours of work: every task without an automatic `prepare` must have its data in place."""
+    from bench.data.splits import missing_data
+
+    lacking = [(t, why) for t in tasks if not t.data.prepare and (why := missing_data(t.data))]
+    if len(lacking) == 1:
+        task, why = lacking[0]
+        raise BenchError(f"task '{task.name}': data not found ({why}).", field="data.root", hint=task.data.hint())
+    if lacking:
+        lines = "; ".join(f"{t.name} ({why})" for t, why in lacking)
+        hints = " ".join(dict.fromkeys(t.data.hint() for t, _ in lacking))
+        raise BenchError(f"{len(lacking)} tasks have no data: {lines}.", field="data.root",
+                         hint=f"{hints} `bench data status` shows every task's state.")
 
 
 def cmd_data_fetch(args: argparse.Namespace) -> int:
@@ -317,6 +335,12 @@ def _print_statuses(statuses: list[Any]) -> None:
 
     rows = [[s.task, s.state, textwrap.shorten(s.detail, 70), textwrap.shorten(s.fix, 80)] for s in statuses]
     print(tabulate(rows, headers=["task", "state", "detail", "what to do"]))
+    todo: dict[str, list[str]] = {}
+    for s in statuses:
+        if s.fix and s.fix != "nothing":
+            todo.setdefault(s.fix, []).append(s.task)
+    for fix, names in todo.items():
+        print(f"\n{', '.join(names)}:\n" + textwrap.fill(fix, 100, initial_indent="  ", subsequent_indent="  "))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -358,10 +382,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench.leaderboard import collect, markdown_table
     from bench.store import RunStore
 
-    tasks = None
+    tasks, groups = None, None
     if args.task:
-        _, specs = registry.resolve_tasks(args.task, _dirs(args, "tasks_dir"))
+        suite, specs = registry.resolve_tasks(args.task, _dirs(args, "tasks_dir"))
         tasks = [t.name for t in specs]
+        groups = suite.groups if suite is not None else None
     methods = [m.strip() for m in args.method.split(",")] if args.method else None
     store = RunStore(_results(args))
     cells = collect(store, tasks, methods)
@@ -369,7 +394,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         scope = f" for '{args.task}'" if args.task else ""
         raise BenchError(f"no finished final runs in {store.root}{scope}.",
                          hint="Run `bench run --task ... --method ...` first.")
-    table = markdown_table(cells, tasks, methods)
+    references = None
+    if args.reference:
+        from bench.reference import load_references
+
+        references = load_references()
+    table = markdown_table(cells, tasks, methods, groups, references)
     print(table)
     if args.out:
         from bench.store import atomic_write_bytes

@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from bench.reference import ReferenceTable
 from bench.store import RunStore
 
 
@@ -66,33 +67,63 @@ def collect(store: RunStore, tasks: list[str] | None = None, methods: list[str] 
     return cells
 
 
+def _means(scores: dict[str, float], task_names: list[str], groups: dict[str, list[str]]) -> list[str]:
+    """Group means (when the suite has groups), then the overall mean: of the group means when there are
+    groups (the VTAB convention), else of the tasks. '–' unless every task needed is present."""
+    out = []
+    for members in groups.values():
+        out.append(f"{statistics.mean(scores[t] for t in members):.2f}" if all(t in scores for t in members) else "–")
+    if groups:
+        group_means = [float(v) for v in out if v != "–"]
+        out.append(f"{statistics.mean(group_means):.2f}" if len(group_means) == len(groups) else "–")
+    else:
+        out.append(f"{statistics.mean(scores[t] for t in task_names):.2f}"
+                   if all(t in scores for t in task_names) else "–")
+    return out
+
+
 def markdown_table(cells: dict[tuple[str, str], Cell], tasks: list[str] | None = None,
-                   methods: list[str] | None = None) -> str:
-    """Methods as rows, tasks as columns (mean ± std, n seeds), then the mean over tasks and trainable %."""
+                   methods: list[str] | None = None, groups: dict[str, list[str]] | None = None,
+                   references: dict[str, ReferenceTable] | None = None) -> str:
+    """Methods as rows, tasks as columns (mean ± std, n seeds), group means, the mean, trainable %; then
+    published reference rows, labelled with their source."""
     from tabulate import tabulate
 
+    groups = groups or {}
     task_names = tasks or sorted({t for t, _ in cells})
     method_names = methods or sorted({m for _, m in cells})
-    headers = ["Method", *task_names, "Mean", "Trainable % (excl. head)"]
+    headers = ["Method", *task_names, *[f"Mean {g}" for g in groups], "Mean", "Trainable % (excl. head)"]
     rows = []
     for method in method_names:
         row: list[str] = [method]
-        means, percents = [], []
+        scores, percents = {}, []
         for task in task_names:
             cell = cells.get((task, method))
             if cell is None:
                 row.append("–")
                 continue
             row.append(f"{cell.mean:.2f} ± {cell.std:.2f} (n={len(cell.scores)})")
-            means.append(cell.mean)
+            scores[task] = cell.mean
             percents.append(cell.trainable_percent)
         if not percents:
             continue
-        complete = len(means) == len(task_names)
-        row.append(f"{statistics.mean(means):.2f}" if complete else "–")
+        row.extend(_means(scores, task_names, groups))
         row.append(f"{statistics.mean(percents):.3f}")
         rows.append(row)
+    sources = []
+    for name, reference in (references or {}).items():
+        for method, values in reference.methods.items():
+            if not any(t in values for t in task_names):
+                continue
+            row = [f"{method} [{name}]", *[f"{values[t]:.1f}" if t in values else "–" for t in task_names]]
+            rows.append([*row, *_means(values, task_names, groups), ""])
+        if any(any(t in v for t in task_names) for v in reference.methods.values()):
+            label = " (read from a figure)" if reference.kind == "figure" else ""
+            sources.append(f"[{name}]{label}: {reference.citation}")
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     note = ("\n\nTest top-1 (%) at the last epoch, mean ± sample std over the final seeds; hyper-parameters "
-            "selected on val only. Mean: unweighted over tasks (only for methods with every task).")
+            "selected on val only. Means are unweighted and shown only when every task they need is present"
+            + ("; the overall mean is the mean of the group means." if groups else "."))
+    if sources:
+        note += "\n\nReference rows (published, not run here):\n" + "\n".join(f"- {s}" for s in sources)
     return table + note + "\n"

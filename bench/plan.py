@@ -58,7 +58,7 @@ def print_plan(tasks: list[TaskSpec], method_classes: list[type[Method]], stages
         if not task.data.resolved_root().is_dir() or any(
                 not split_file(task.data, s).is_file() for s in task.data.splits):
             how = f"prepared automatically by {task.data.prepare}" if task.data.prepare else (
-                task.data.download_hint or "download it and set data.root")
+                task.data.hint())
             missing.setdefault(how, []).append(f"{task.name}: {task.data.resolved_root()}")
         for method_cls in method_classes:
             settings = method_settings(task, method_cls, overrides)

@@ -74,6 +74,10 @@ class DataSpec(StrictModel):
     def resolved_root(self) -> Path:
         return Path(expand_path(self.root))
 
+    def hint(self) -> str:
+        """The download hint with ${BENCH_DATA} spelled out, so the user sees the real destination."""
+        return expand_path(self.download_hint or "Download the data set and point data.root (or $BENCH_DATA) at it.")
+
 
 class BackboneSpec(StrictModel):
     """The frozen pre-trained network: a timm model name, architecture overrides and where weights come from."""

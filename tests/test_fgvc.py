@@ -160,3 +160,72 @@ def test_shipped_split_files_are_checksummed(empty_image_roots: Path, monkeypatc
     with pytest.raises(BenchError, match="does not match its checksum"):
         splits._load_json(altered)
     assert task.data.expected_sizes == {"train": 1020, "val": 1020, "test": 6149}
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_each_official_layout_runs_end_to_end(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Images written at the paths VPT's JSONs name under each archive's own folder layout, read through the
+    real task spec (only the split files are cut down to two classes), trained and tested."""
+    from PIL import Image
+
+    from bench.cli import main
+    from bench.data.splits import split_file
+    from bench.store import RunStore
+
+    monkeypatch.setenv("BENCH_DATA", str(tmp_path / "data"))
+    task = registry.load_task_by_name(name)
+    root = task.data.resolved_root()
+    rng = np.random.default_rng(0)
+    cut = tmp_path / "splits"
+    cut.mkdir()
+    kept_classes = None
+    for split, per_class in (("train", 3), ("val", 1), ("test", 2)):
+        with gzip.open(split_file(task.data, split), "rt") as handle:
+            entries: dict[str, object] = json.load(handle)
+        if kept_classes is None:
+            kept_classes = sorted(set(entries.values()), key=lambda c: int(str(c).split(".")[0]))[:2]
+        chosen: dict[str, object] = {}
+        for relative, class_id in entries.items():
+            if class_id in kept_classes and sum(c == class_id for c in chosen.values()) < per_class:
+                chosen[relative] = class_id
+        for relative in chosen:
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            height, width = (int(v) for v in rng.integers(40, 70, size=2))
+            pixels = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / relative)
+        with gzip.open(cut / f"{split}.json.gz", "wt") as handle:
+            json.dump(chosen, handle)
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    spec = registry.builtin_dir("tasks")
+    (tasks / "cut.yaml").write_text(f"""
+include: {spec / (name + '.yaml')}
+data:
+  splits: {{train: {cut}/train.json.gz, val: {cut}/val.json.gz, test: {cut}/test.json.gz}}
+  expected_sizes: {{train: 6, val: 2, test: 4}}
+  num_classes: 2
+backbone:
+  model: vit_base_patch16_224
+  model_kwargs: {{patch_size: 32, embed_dim: 32, depth: 1, num_heads: 2}}
+  pretrained: false
+protocol: {{epochs: 1, warmup_epochs: 0, grid: {{base_lr: [0.1], weight_decay: [0.0]}}, seeds: [42]}}
+""")
+    results = tmp_path / "runs"
+    assert main(["run", "--task", "cut", "--method", "linear", "--tasks-dir", str(tasks),
+                 "--results", str(results)]) == 0
+    records = list(RunStore(results).records())
+    final = [r for r in records if r["run"]["stage"] == "final"]
+    assert len(final) == 1 and final[0]["data"]["train_examples"] == 6 and final[0]["data"]["eval_examples"] == 4
+
+
+def test_run_without_data_names_every_missing_task_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.cli import main
+
+    monkeypatch.setenv("BENCH_DATA", str(tmp_path / "nothing"))
+    results = tmp_path / "runs"
+    assert main(["run", "--task", "fgvc", "--method", "linear", "--results", str(results)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "5 tasks have no data" in err and f"{tmp_path}/nothing/fgvc/CUB_200_2011/images" in err
+    assert "${BENCH_DATA}" not in err and "nabirds.tar.gz" in err and "car_ims.tgz" in err
+    assert not results.exists()  # refused before anything was created

@@ -18,7 +18,9 @@ def test_wheel_carries_builtin_tasks_methods_and_assets(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"bench/_builtin/tasks/mini.yaml", "bench/_builtin/tasks/mini/_base.yaml",
             "bench/_builtin/methods/linear.py", "bench/_builtin/methods/full_ft.py",
-            "bench/assets/mini_vit.safetensors", "bench/assets/mini_vit.json"} <= names
+            "bench/assets/mini_vit.safetensors", "bench/assets/mini_vit.json",
+            "bench/assets/fgvc_splits/SHA256SUMS", "bench/assets/fgvc_splits/cub/train.json.gz",
+            "bench/_builtin/reference/vpt_2022.yaml", "bench/_builtin/tasks/vtab/dtd.yaml"} <= names
     assert not any(n.startswith(("tests/", "results/")) for n in names)
 
     target = tmp_path / "site"

@@ -36,7 +36,7 @@ def check_task(task: TaskSpec) -> DataStatus:
     from bench.data.splits import read_split, split_file
 
     data = task.data
-    hint = data.download_hint or "Download the data set and point data.root at it."
+    hint = data.hint()
     if data.prepare and not data.resolved_root().is_dir():
         return DataStatus(task.name, "on demand", f"generated on first use by {data.prepare}", "nothing")
     if not data.resolved_root().is_dir():

@@ -78,22 +78,24 @@ def verify_shipped(path: Path) -> None:
                          hint="Reinstall peft-bench; never edit the shipped split files.")
 
 
+def missing_data(data: DataSpec) -> str | None:
+    """Why the data cannot be read yet ('no folder ...', 'no split file ...'), or None when it is in place."""
+    root = data.resolved_root()
+    absent = [s for s in data.splits if not split_file(data, s).is_file()]
+    if absent:
+        return "no split file " + ", ".join(f"{s} -> {split_file(data, s)}" for s in absent)
+    return None if root.is_dir() else f"no folder {root}"
+
+
 def ensure_prepared(data: DataSpec, task_name: str) -> Path:
     """Make sure the data exists: run `data.prepare` when the root or a split file is missing."""
     root = data.resolved_root()
-
-    def missing_splits() -> list[str]:
-        absent = [s for s in data.splits if not split_file(data, s).is_file()]
-        return absent if absent or root.is_dir() else list(data.splits)
-
-    missing = missing_splits()
+    missing = missing_data(data)
     if missing and data.prepare:
         _call_prepare(data.prepare, root, task_name)
-        missing = missing_splits()
+        missing = missing_data(data)
     if missing:
-        listed = ", ".join(f"{s} -> {split_file(data, s)}" for s in missing)
-        hint = data.download_hint or "Download the data set and point data.root (or ${BENCH_DATA}) at it."
-        raise BenchError(f"task '{task_name}': data not found ({listed}).", field="data.root", hint=hint)
+        raise BenchError(f"task '{task_name}': data not found ({missing}).", field="data.root", hint=data.hint())
     return root
 
 
