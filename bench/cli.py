@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.spec import TaskSpec
 
 log = logging.getLogger("bench")
 
@@ -81,8 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, results=True)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("perf", help="benchmarks: `bench perf methods` (step cost vs the frozen backbone)")
-    p.add_argument("what", choices=["methods"])
+    p = sub.add_parser("perf", help="benchmarks: `bench perf methods` (step cost vs the frozen backbone), "
+                       "`bench perf peft` (GPT-2 Deep-share step vs HF peft prefix tuning)")
+    p.add_argument("what", choices=["methods", "peft"])
+    p.add_argument("--length", type=int, default=64, help="peft: tokens per sequence")
     p.add_argument("--task", default="mini/novel_shapes", help="task whose backbone and input size are used")
     p.add_argument("--method", default="all", help="comma-separated methods or 'all'")
     p.add_argument("--batch", type=int, default=32)
@@ -110,6 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the whole record")
     common(p, results=True)
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("score", help="score your own outputs with a language task's official metrics")
+    p.add_argument("--task", required=True, help="language task whose metric suite and references to use")
+    p.add_argument("--predictions", required=True, type=Path, help="one output per line, in the split's item order")
+    p.add_argument("--references", type=Path, default=None,
+                   help="references in the E2E metrics script's format (groups separated by blank lines); "
+                   "default: the task's test split")
+    p.add_argument("--split", default=None, help="the split the predictions are for (default: the final eval split)")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    common(p)
+    p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("leaderboard", help="build the methods × tasks table from stored runs")
     p.add_argument("--task", default=None, help="task or suite to show (default: every task with runs)")
@@ -177,10 +191,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             rows.append([name, len(suite.tasks), suite.description])
         else:
             task = registry.load_task(entry.path, name)
-            rows.append([name, task.group or "", task.data.num_classes, task.description])
+            kind = f"{task.data.num_classes} classes" if isinstance(task, TaskSpec) else f"{task.metric} metrics"
+            rows.append([name, task.group or "", kind, task.description])
     headers = ["suite", "tasks", "description"]
     if args.what == "tasks":
-        headers = ["task", "group", "classes", "description"]
+        headers = ["task", "group", "output", "description"]
     print(tabulate(rows, headers=headers))
     return 0
 
@@ -204,8 +219,9 @@ def _list_method_params(args: argparse.Namespace) -> int:
         count = count_parameters(task, cls, fixed)
         rows.append([name, f"{count.trained:,}", f"{count.stored:,}", f"{count.trained_percent:.3f}",
                      f"{count.head:,}"])
+    output = f"{task.data.num_classes} classes" if isinstance(task, TaskSpec) else "language model head"
     print(f"{task.name}: backbone {task.backbone.model} ({count.backbone:,} parameters), "
-          f"{task.data.num_classes} classes; method defaults{' + task overrides' if args.task else ''}")
+          f"{output}; method defaults{' + task overrides' if args.task else ''}")
     print(tabulate(rows, headers=["method", "trained", "stored (inference)", "trained % of backbone", "head"],
                    disable_numparse=True))
     return 0
@@ -216,7 +232,20 @@ def cmd_perf(args: argparse.Namespace) -> int:
     from bench.perf import measure, report
     from bench.train.run import configure_threads, default_device
 
+    if args.what == "peft":
+        from bench.perf_peft import compare
+        from bench.perf_peft import report as peft_report
+
+        configure_threads()
+        device = default_device(args.device)
+        batch = args.batch if args.batch != 32 else 8
+        result = compare(batch=batch, length=args.length, steps=args.steps, device=device)
+        print(peft_report(result, batch, args.length, device))
+        return 0
     task = registry.load_task_by_name(args.task, _dirs(args, "tasks_dir"))
+    if not isinstance(task, TaskSpec):
+        raise BenchError(f"`bench perf methods` measures vision tasks; '{task.name}' is a language task.",
+                         hint="Use `bench perf peft` for the GPT-2 comparison with HF peft.")
     methods = registry.load_methods(_dirs(args, "methods_dir"))
     names = sorted(methods) if args.method == "all" else [m.strip() for m in args.method.split(",")]
     classes = [registry.get_method(n, _dirs(args, "methods_dir")) for n in names]
@@ -259,7 +288,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from bench.plan import print_plan
 
-        print_plan(tasks, method_classes, stages, args.seeds, overrides, args.device)
+        print_plan(tasks, method_classes, stages, args.seeds, overrides, args.device,
+                   skip_foreign=args.method == "all")
         return 0
 
     from bench.store import RunStore
@@ -277,6 +307,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     summaries = []
     for task in tasks:
         for method_cls in method_classes:
+            if args.method == "all" and _modality(task) not in method_cls.modalities:
+                continue
             result = run_protocol(task, method_cls, store, options, stages, args.seeds, overrides)
             if "final" in stages:
                 summaries.append(result.summary())
@@ -285,11 +317,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _modality(task: Any) -> str:
+    return "vision" if isinstance(task, TaskSpec) else "language"
+
+
 def _refuse_missing_data(tasks: list[Any]) -> None:
     """Before hours of work: every task without an automatic `prepare` must have its data in place."""
     from bench.data.splits import missing_data
 
-    lacking = [(t, why) for t in tasks if not t.data.prepare and (why := missing_data(t.data))]
+    lacking = [(t, why) for t in tasks
+               if isinstance(t, TaskSpec) and not t.data.prepare and (why := missing_data(t.data))]
     if len(lacking) == 1:
         task, why = lacking[0]
         raise BenchError(f"task '{task.name}': data not found ({why}).", field="data.root", hint=task.data.hint())
@@ -343,6 +380,47 @@ def _print_statuses(statuses: list[Any]) -> None:
         print(f"\n{', '.join(names)}:\n" + textwrap.fill(fix, 100, initial_indent="  ", subsequent_indent="  "))
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from bench import registry
+
+    task = registry.load_task_by_name(args.task, _dirs(args, "tasks_dir"))
+    if isinstance(task, TaskSpec):
+        raise BenchError(f"'{task.name}' is a vision task; `bench score` scores generated text.",
+                         hint="Pick a language task (see `bench list tasks`).")
+    from bench.metrics import read_e2e_references, read_lines, score
+
+    hypotheses = read_lines(args.predictions)
+    groups: list[str] | None = None
+    if args.references is not None:
+        references = read_e2e_references(args.references)
+        source = str(args.references)
+    else:
+        from bench.data.text import read_text_split
+
+        split = args.split or task.protocol.final_stage.eval
+        items = read_text_split(task.data, split, task.name).items
+        references = [list(i.references) for i in items]
+        groups = [i.category for i in items] if any(i.category for i in items) else None
+        source = f"{task.name} {split} split"
+    if len(hypotheses) != len(references):
+        raise BenchError(f"{len(hypotheses)} predictions for {len(references)} reference groups ({source}).",
+                         file=args.predictions,
+                         hint="Give one line per item, in the order of the references (one per unique input).")
+    report = score(task.metric, hypotheses, references, groups)
+    if args.json:
+        print(json.dumps({"task": task.name, "references": source, "scores": report.scores,
+                          "unavailable": report.unavailable, "convention": report.convention}, indent=1))
+        return 0
+    from tabulate import tabulate
+
+    print(f"{task.name}: {len(hypotheses)} items scored against {source} ({report.convention})")
+    print(tabulate([[k, f"{v:.4f}"] for k, v in report.scores.items()], headers=["metric", "score"],
+                   disable_numparse=True))
+    for name, reason in report.unavailable.items():
+        print(f"{name}: not computed: {reason}")
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from bench.store import RunStore
 
@@ -360,17 +438,20 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(record, indent=1, default=str))
         return 0
     run, metrics, params, cost = record["run"], record["metrics"], record["params"], record["cost"]
-    score = "diverged" if record["status"] != "completed" else f"{metrics['top1']:.2f}"
+    metric = metrics.get("primary", "top1")
+    score = "diverged" if record["status"] != "completed" else f"{metrics[metric]:.2f}"
+    speed = (f"{(cost['train_images_per_s'] or 0):.0f} img/s" if "train_images_per_s" in cost
+             else f"{(cost.get('train_tokens_per_s') or 0):.0f} target tokens/s")
     lines = [
         f"run {record['key']}  ({record['status']})",
         f"  task {run['task']}  method {run['method']}  stage {run['stage']}  seed {run['seed']}",
         f"  hparams {run['hparams']}",
         f"  optim {run['optim']}",
-        f"  train on {'+'.join(run['train_splits'])}, {metrics['split']} top-1 at last epoch: {score}",
+        f"  train on {'+'.join(run['train_splits'])}, {metrics['split']} {metric}: {score}",
         f"  trainable {params['trainable']:,} ({params['trainable_percent']:.3f}% of backbone), "
         f"head {params['head']:,}",
         f"  wall {cost['wall_s']:.1f} s on {cost['device']} ({cost['precision']}), "
-        f"{(cost['train_images_per_s'] or 0):.0f} img/s, peak memory {cost['peak_memory_bytes'] / 2**20:.0f} MiB",
+        f"{speed}, peak memory {cost['peak_memory_bytes'] / 2**20:.0f} MiB",
         f"  created {record['created_at']}  commit {record['env'].get('git_commit')}",
     ]
     print("\n".join(lines))

@@ -23,6 +23,7 @@ class Cell:
     trainable_percent: float
     trainable: int
     point: str
+    metric: str = "top1"
 
     @property
     def mean(self) -> float:
@@ -62,8 +63,9 @@ def collect(store: RunStore, tasks: list[str] | None = None, methods: list[str] 
         run = records[0]["run"]
         point = " ".join(f"{k}={v}" for k, v in {"lr": run["optim"]["base_lr"], "wd": run["optim"]["weight_decay"],
                                                  **run["hparams"]}.items())
-        cells[(task, method)] = Cell(tuple(r["metrics"]["top1"] for r in records), params["trainable_percent"],
-                                     params["trainable"], point)
+        metric = records[0]["metrics"].get("primary", "top1")
+        cells[(task, method)] = Cell(tuple(r["metrics"][metric] for r in records), params["trainable_percent"],
+                                     params["trainable"], point, metric)
     return cells
 
 
@@ -92,7 +94,9 @@ def markdown_table(cells: dict[tuple[str, str], Cell], tasks: list[str] | None =
     groups = groups or {}
     task_names = tasks or sorted({t for t, _ in cells})
     method_names = methods or sorted({m for _, m in cells})
-    headers = ["Method", *task_names, *[f"Mean {g}" for g in groups], "Mean", "Trainable % (excl. head)"]
+    metric_of = {t: c.metric for (t, _), c in cells.items()}
+    shown = [t if metric_of.get(t, "top1") == "top1" else f"{t} ({metric_of[t]})" for t in task_names]
+    headers = ["Method", *shown, *[f"Mean {g}" for g in groups], "Mean", "Trainable % (excl. head)"]
     rows = []
     for method in method_names:
         row: list[str] = [method]
@@ -121,7 +125,9 @@ def markdown_table(cells: dict[tuple[str, str], Cell], tasks: list[str] | None =
             label = " (read from a figure)" if reference.kind == "figure" else ""
             sources.append(f"[{name}]{label}: {reference.citation}")
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
-    note = ("\n\nTest top-1 (%) at the last epoch, mean ± sample std over the final seeds; hyper-parameters "
+    what = "Test top-1 (%) at the last epoch" if set(metric_of.values()) <= {"top1"} else (
+        "Test scores (top-1 % for vision tasks, the metric in the column header for language tasks)")
+    note = (f"\n\n{what}, mean ± sample std over the final seeds; hyper-parameters "
             "selected on val only. Means are unweighted and shown only when every task they need is present"
             + ("; the overall mean is the mean of the group means." if groups else "."))
     if sources:

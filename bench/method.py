@@ -41,6 +41,7 @@ class Method(ABC):
       grid             default search grid (base_lr, weight_decay and/or HParams fields); None = protocol's
       warmup_epochs    None = protocol's
       trains_backbone  True puts the backbone in train mode (dropout on), as full fine-tuning does
+      modalities       the task kinds the method applies to ("vision", "language")
     """
 
     name: ClassVar[str] = ""
@@ -49,6 +50,7 @@ class Method(ABC):
     grid: ClassVar[dict[str, list[GridValue]] | None] = None
     warmup_epochs: ClassVar[int | None] = None
     trains_backbone: ClassVar[bool] = False
+    modalities: ClassVar[tuple[str, ...]] = ("vision", "language")  # `--method all` skips the others
     source: ClassVar[str] = ""  # file or entry point the method came from, for messages
 
     def __init__(self, hparams: MethodHParams | None = None) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.method import Method
-from bench.spec import TaskSpec
+from bench.spec import AnyTaskSpec, TextTaskSpec
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,13 @@ class ParamCount:
         return 100.0 * self.trained / self.backbone
 
 
-def count_parameters(task: TaskSpec, method_cls: type[Method], hparams: Mapping[str, object] | None = None
+def count_parameters(task: AnyTaskSpec, method_cls: type[Method], hparams: Mapping[str, object] | None = None
                      ) -> ParamCount:
     from bench.backbones.vit import build_vit
     from bench.train.model import PeftModel
+
+    if isinstance(task, TextTaskSpec):
+        return _count_language(task, method_cls, hparams)
 
     spec = task.backbone.model_copy(update={"pretrained": False, "weights": None})
     with torch.device("meta"):
@@ -36,3 +39,30 @@ def count_parameters(task: TaskSpec, method_cls: type[Method], hparams: Mapping[
         model = PeftModel(backbone, method, task.data.num_classes)
     head = sum(p.numel() for p in model.head.parameters())
     return ParamCount(method_cls.name, model.method_trainable, model.method_stored, head, model.backbone_params)
+
+
+def _count_language(task: TextTaskSpec, method_cls: type[Method], hparams: Mapping[str, object] | None
+                    ) -> ParamCount:
+    """The language backbone from its config alone (a local folder, or the hub cache), on the meta device."""
+    from transformers import AutoConfig, BartForConditionalGeneration, GPT2LMHeadModel
+
+    from bench.backbones.language import BartBackbone, GPT2Backbone, resolve_model_path
+    from bench.errors import BenchError
+    from bench.train.language_model import LanguagePeftModel
+
+    spec = task.backbone
+    try:
+        config = AutoConfig.from_pretrained(resolve_model_path(spec.model), revision=spec.revision,
+                                            **spec.config_overrides)
+    except OSError as exc:
+        raise BenchError(f"cannot read the config of '{spec.model}' to count parameters: "
+                         f"{str(exc).splitlines()[0]}", field="backbone.model",
+                         hint="Counting needs only config.json: a local folder or the Hugging Face cache.") from exc
+    with torch.device("meta"):
+        if spec.kind == "gpt2":
+            backbone: GPT2Backbone | BartBackbone = GPT2Backbone(GPT2LMHeadModel(config), None, spec)
+        else:
+            backbone = BartBackbone(BartForConditionalGeneration(config), None, spec)
+        method = method_cls(method_cls.parse_hparams(dict(hparams or {})))
+        model = LanguagePeftModel(backbone, method)
+    return ParamCount(method_cls.name, model.method_trainable, model.method_stored, 0, model.backbone_params)

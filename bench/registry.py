@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.errors import BenchError, did_you_mean
 from bench.method import METHODS, Method
-from bench.spec import SuiteSpec, TaskSpec, is_suite_file, load_suite, load_task
+from bench.spec import AnyTaskSpec, SuiteSpec, is_suite_file, load_suite, load_task
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ENTRY_POINT_GROUP = "bench.methods"
@@ -60,7 +60,7 @@ def _lookup(files: dict[str, SpecFile], name: str) -> SpecFile | None:
     return matches[0] if len(matches) == 1 else None
 
 
-def load_task_by_name(name: str, tasks_dirs: tuple[Path, ...] = ()) -> TaskSpec:
+def load_task_by_name(name: str, tasks_dirs: tuple[Path, ...] = ()) -> AnyTaskSpec:
     files = spec_files(tasks_dirs)
     entry = _lookup(files, name)
     if entry is None or entry.is_suite:
@@ -69,7 +69,7 @@ def load_task_by_name(name: str, tasks_dirs: tuple[Path, ...] = ()) -> TaskSpec:
     return load_task(entry.path, entry.name)
 
 
-def resolve_tasks(name: str, tasks_dirs: tuple[Path, ...] = ()) -> tuple[SuiteSpec | None, list[TaskSpec]]:
+def resolve_tasks(name: str, tasks_dirs: tuple[Path, ...] = ()) -> tuple[SuiteSpec | None, list[AnyTaskSpec]]:
     """A task name gives that task; a suite name gives the suite and its tasks, in suite order."""
     files = spec_files(tasks_dirs)
     entry = _lookup(files, name)
@@ -81,7 +81,7 @@ def resolve_tasks(name: str, tasks_dirs: tuple[Path, ...] = ()) -> tuple[SuiteSp
     if not entry.is_suite:
         return None, [load_task(entry.path, entry.name)]
     suite = load_suite(entry.path, entry.name)
-    tasks = []
+    tasks: list[AnyTaskSpec] = []
     for task_name in suite.tasks:
         member = files.get(task_name)
         if member is None or member.is_suite:

@@ -144,6 +144,7 @@ class TaskSpec(StrictModel):
     description: str = ""
     group: str | None = None
     metric: Literal["top1"] = "top1"
+    primary_metric: Literal["top1"] = "top1"
     data: DataSpec
     backbone: BackboneSpec = BackboneSpec()
     protocol: ProtocolSpec = ProtocolSpec()
@@ -168,6 +169,127 @@ class SuiteSpec(StrictModel):
     description: str = ""
     tasks: list[str] = Field(min_length=1)
     groups: dict[str, list[str]] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- language (generation) tasks
+
+TEXT_SOURCES = ("e2e", "webnlg2017", "dart", "xsum")
+
+
+class HubDatasetSpec(StrictModel):
+    """A dataset on the Hugging Face hub, read with `datasets.load_dataset` at a pinned revision."""
+
+    repo: str
+    revision: str = Field(description="branch, tag or commit; pin a commit for reproducible runs")
+    config: str | None = None
+    splits: dict[str, str] = Field(description="our split name -> the hub split name")
+
+
+class TextDataSpec(StrictModel):
+    """Text examples read from the official files under `root`, else from `hub`; `source` picks the reader
+    and the linearisation (tables as Li & Liang did)."""
+
+    source: Literal["e2e", "webnlg2017", "dart", "xsum"]
+    root: str = Field(description="folder of the official files; ${BENCH_DATA}, ${BENCH_CACHE} and ~ are expanded")
+    splits: dict[str, str] = Field(description="split name -> file relative to root, in the official format")
+    hub: HubDatasetSpec | None = Field(None, description="used when the files under root are absent")
+    prepare: str | None = Field(None, description="'module:function' that writes the data into root when missing")
+    expected_sizes: dict[str, int] = Field(
+        default_factory=dict, description="split name -> number of evaluation items (unique inputs), checked on read"
+    )
+    download_hint: str | None = Field(None, description="what to download and where, shown when data is missing")
+
+    def resolved_root(self) -> Path:
+        return Path(expand_path(self.root))
+
+    def hint(self) -> str:
+        return expand_path(self.download_hint or "Download the data set and point data.root (or $BENCH_DATA) at it.")
+
+
+class LanguageBackboneSpec(StrictModel):
+    """A frozen transformers model: a hub id, or a local folder ('bench:<asset>' = shipped with bench)."""
+
+    kind: Literal["gpt2", "bart"]
+    model: str = Field(description="hub id (e.g. gpt2-medium, facebook/bart-large) or a folder with config + weights")
+    revision: str | None = Field(None, description="hub revision to load; pin a commit for reproducible runs")
+    pretrained: bool = Field(True, description="load weights; false = random init from the config (tests)")
+    config_overrides: dict[str, Any] = Field(default_factory=dict)
+    dropout: float | None = Field(None, ge=0.0, lt=1.0, description="None keeps the model config's dropout")
+    shift_positions: bool = Field(
+        True, description="GPT-2: position ids start after the prefix, as with past_key_values (Li & Liang, HF peft)"
+    )
+
+
+class GenerationSpec(StrictModel):
+    """Decoding settings (beam search, no sampling)."""
+
+    num_beams: int = Field(5, gt=0)
+    max_new_tokens: int = Field(100, gt=0)
+    min_new_tokens: int = Field(0, ge=0)
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    ban_newlines: bool = Field(False, description="never generate a token containing a newline (GPT-2 tasks)")
+    batch_size: int = Field(16, gt=0)
+
+
+class TextProtocolSpec(StrictModel):
+    """Language protocol of the paper's code: AdamW, linear schedule per step, gradient clipping."""
+
+    epochs: int = Field(5, gt=0)
+    warmup_steps: int = Field(0, ge=0)
+    batch_size: int = Field(10, gt=0)
+    optimizer: Literal["adamw"] = "adamw"
+    adam_eps: float = 1e-8
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    loss: Literal["token_mean", "sequence_sum"] = Field(
+        "token_mean", description="sequence_sum: token NLL summed per sequence, mean over the batch (Li & Liang GPT-2)"
+    )
+    max_source_tokens: int = Field(512, gt=0)
+    max_target_tokens: int = Field(100, gt=0)
+    grid: dict[str, list[GridValue]] = Field(
+        default_factory=lambda: {"base_lr": [5e-5], "weight_decay": [0.0]},  # type: ignore[arg-type]
+        description="per-method values usually come from protocol.methods (the paper's README commands)",
+    )
+    grid_stage: StageSpec = StageSpec(train=["train"], eval="val")
+    final_stage: StageSpec = StageSpec(train=["train"], eval="test")
+    grid_seed: int = 101
+    seeds: list[int] = Field(default_factory=lambda: [101, 42, 44, 82, 100], min_length=1)
+    select_checkpoint: Literal["last", "best_val"] = Field(
+        "last", description="best_val: evaluate `select_split` after every epoch, test the best epoch (XSUM)"
+    )
+    select_split: str = "val"
+    select_examples: int | None = Field(None, gt=0, description="first N items of select_split (XSUM: 500)")
+    generation: GenerationSpec = GenerationSpec()
+    methods: dict[str, MethodOverride] = Field(default_factory=dict)
+
+
+class TextTaskSpec(StrictModel):
+    """A generation task: text data + a transformers backbone + the language protocol + a metric suite."""
+
+    name: str
+    description: str = ""
+    group: str | None = None
+    metric: Literal["e2e", "webnlg2017", "dart", "xsum"]
+    primary_metric: str = Field(description="the score selection and leaderboards use (e.g. BLEU, ROUGE-2)")
+    data: TextDataSpec
+    backbone: LanguageBackboneSpec
+    protocol: TextProtocolSpec = TextProtocolSpec()
+
+    @model_validator(mode="after")
+    def _splits_exist(self) -> TextTaskSpec:
+        protocol = self.protocol
+        used = [*protocol.grid_stage.train, protocol.grid_stage.eval, *protocol.final_stage.train,
+                protocol.final_stage.eval]
+        if protocol.select_checkpoint == "best_val":
+            used.append(protocol.select_split)
+        for split in used:
+            if split not in self.data.splits:
+                raise ValueError(f"the protocol uses split '{split}', which data.splits does not define "
+                                 f"(defined: {', '.join(sorted(self.data.splits))})")
+        return self
+
+
+AnyTaskSpec = TaskSpec | TextTaskSpec
 
 
 def expand_path(text: str) -> str:
@@ -284,9 +406,14 @@ def _model_of(annotation: Any) -> Any:
     return None
 
 
-def load_task(path: Path, name: str) -> TaskSpec:
+def load_task(path: Path, name: str) -> AnyTaskSpec:
+    """A vision task, or a generation task when `data.source` names a text reader."""
     data = read_yaml(path)
     data.setdefault("name", name)
+    source = data.get("data", {}).get("source") if isinstance(data.get("data"), dict) else None
+    if source in TEXT_SOURCES:
+        text_spec: TextTaskSpec = validate(TextTaskSpec, data, path)
+        return text_spec
     spec: TaskSpec = validate(TaskSpec, data, path)
     return spec
 

@@ -16,8 +16,8 @@ class Bottlenecks(nn.Module):
     def __init__(self, backbone: Backbone, bottleneck: int) -> None:
         super().__init__()
         hidden = backbone.hidden_size
-        self.down = nn.ModuleList(nn.Linear(hidden, bottleneck) for _ in range(backbone.num_layers))
-        self.up = nn.ModuleList(nn.Linear(bottleneck, hidden) for _ in range(backbone.num_layers))
+        self.down = nn.ModuleList(nn.Linear(hidden, bottleneck) for _ in range(backbone.num_blocks))
+        self.up = nn.ModuleList(nn.Linear(bottleneck, hidden) for _ in range(backbone.num_blocks))
         for up in self.up:
             nn.init.zeros_(up.weight)
             nn.init.zeros_(up.bias)

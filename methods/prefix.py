@@ -18,7 +18,7 @@ from torch import nn
 
 from bench.backbones import Backbone, PrefixKV
 from bench.method import Method, MethodHParams, register_method
-from bench.prompting import batch_dropout, uniform_parameter
+from bench.prompting import batch_dropout
 
 
 class NoSharePrefix(nn.Module):
@@ -27,10 +27,13 @@ class NoSharePrefix(nn.Module):
     def __init__(self, backbone: Backbone, positions: int, layers: int, dropout: float) -> None:
         super().__init__()
         shape = (layers, positions, backbone.hidden_size)
-        self.keys = uniform_parameter(shape, backbone.prompt_init_bound)
-        self.values = uniform_parameter(shape, backbone.prompt_init_bound)
+        self.keys = backbone.new_prefix_parameter(shape)
+        self.values = backbone.new_prefix_parameter(shape)
         self.dropout = nn.Dropout(dropout)
         self.split_heads = backbone.split_heads
+
+    def positions(self, layer: int) -> int:
+        return self.keys.shape[1] if layer < self.keys.shape[0] else 0
 
     def forward(self, layer: int, batch: int) -> PrefixKV | None:
         if layer >= self.keys.shape[0]:
@@ -45,9 +48,12 @@ class SimpleSharePrefix(nn.Module):
 
     def __init__(self, backbone: Backbone, prompts: int, layers: int, dropout: float) -> None:
         super().__init__()
-        self.prompts = uniform_parameter((layers, prompts, backbone.hidden_size), backbone.prompt_init_bound)
+        self.prompts = backbone.new_prefix_parameter((layers, prompts, backbone.hidden_size))
         self.dropout = nn.Dropout(dropout)
         self.project_kv = backbone.project_kv  # a bound method: the backbone is not registered twice
+
+    def positions(self, layer: int) -> int:
+        return self.prompts.shape[1] if layer < self.prompts.shape[0] else 0
 
     def forward(self, layer: int, batch: int) -> PrefixKV | None:
         if layer >= self.prompts.shape[0]:
@@ -62,7 +68,7 @@ class DeepSharePrefix(nn.Module):
                  share_type: str) -> None:
         super().__init__()
         hidden = backbone.hidden_size
-        self.table = uniform_parameter((layers, positions, hidden), backbone.prompt_init_bound)
+        self.table = backbone.new_prefix_parameter((layers, positions, hidden))
         if share_type == "non-linear":
             self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(hidden, mlp_hidden), nn.Tanh(),
                                                     nn.Linear(mlp_hidden, 2 * hidden)) for _ in range(layers))
@@ -71,6 +77,12 @@ class DeepSharePrefix(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.split_heads = backbone.split_heads
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def positions(self, layer: int) -> int:
+        return self.table.shape[1] if layer < self.table.shape[0] else 0
+
+    def materialised_size(self) -> int:
+        return 2 * self.table.numel()
 
     def key_value(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The generated (E, hidden) key and value of one layer, before dropout."""
@@ -94,6 +106,55 @@ class DeepSharePrefix(nn.Module):
             keys, values = self._cache[layer]
         keys = batch_dropout(keys, batch, self.dropout)
         values = batch_dropout(values, batch, self.dropout)
+        return self.split_heads(keys), self.split_heads(values)
+
+
+class StackDeepSharePrefix(nn.Module):
+    """Li & Liang's reparameterisation (language): per attention stack one table p' (E, hidden) and one MLP
+    hidden -> mlp_hidden -> tanh -> layers·2·hidden; consecutive hidden-sized blocks of the output are
+    [K of layer 0, V of layer 0, K of layer 1, ...] (reference §1.2)."""
+
+    def __init__(self, backbone: Backbone, positions: int, stacks: list[range], dropout: float, mlp_hidden: int,
+                 share_type: str) -> None:
+        super().__init__()
+        hidden = backbone.hidden_size
+        self.stacks = stacks
+        self.tables = nn.ParameterList(backbone.new_prefix_parameter((positions, hidden)) for _ in stacks)
+        if share_type == "non-linear":
+            self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(hidden, mlp_hidden), nn.Tanh(),
+                                                    nn.Linear(mlp_hidden, len(s) * 2 * hidden)) for s in stacks)
+        else:
+            self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(hidden, len(s) * 2 * hidden), nn.Tanh())
+                                      for s in stacks)
+        self.dropout = nn.Dropout(dropout)
+        self.split_heads = backbone.split_heads
+        self._outputs: dict[int, torch.Tensor] = {}  # stack -> (E, layers, 2, hidden) of the current forward
+
+    def positions(self, layer: int) -> int:
+        return self.tables[0].shape[0]
+
+    def materialised_size(self) -> int:
+        return sum(2 * len(s) * t.numel() for s, t in zip(self.stacks, self.tables, strict=True))
+
+    def generate(self, stack: int) -> torch.Tensor:
+        out = self.mlps[stack](self.tables[stack])
+        return out.unflatten(-1, (len(self.stacks[stack]), 2, -1))
+
+    def train(self, mode: bool = True) -> StackDeepSharePrefix:
+        self._outputs.clear()
+        return super().train(mode)
+
+    def forward(self, layer: int, batch: int) -> PrefixKV | None:
+        stack = next(i for i, s in enumerate(self.stacks) if layer in s)
+        first = self.stacks[stack].start
+        if self.training and layer == first:  # one MLP pass per forward, at the stack's first layer
+            self._outputs[stack] = self.generate(stack)
+        elif not self.training and stack not in self._outputs:  # inference: materialise once
+            with torch.no_grad():
+                self._outputs[stack] = self.generate(stack)
+        generated = self._outputs[stack][:, layer - first]
+        keys = batch_dropout(generated[:, 0], batch, self.dropout)
+        values = batch_dropout(generated[:, 1], batch, self.dropout)
         return self.split_heads(keys), self.split_heads(values)
 
 
@@ -156,15 +217,21 @@ class DeepShare(_PrefixMethod):
     def attach(self, backbone: Backbone) -> nn.Module:
         hp = self.hp
         assert isinstance(hp, DeepShareHParams)
-        module = DeepSharePrefix(backbone, hp.num_tokens // 2, self.layers(backbone), hp.dropout, hp.mlp_hidden,
-                                 hp.share_type)
+        module: DeepSharePrefix | StackDeepSharePrefix
+        if backbone.prefix_mlp_scope == "stack":
+            stacks = backbone.stacks() if self.deep else [range(s.start, s.start + 1) for s in backbone.stacks()]
+            module = StackDeepSharePrefix(backbone, hp.num_tokens // 2, stacks, hp.dropout, hp.mlp_hidden,
+                                          hp.share_type)
+        else:
+            module = DeepSharePrefix(backbone, hp.num_tokens // 2, self.layers(backbone), hp.dropout,
+                                     hp.mlp_hidden, hp.share_type)
         backbone.set_prefix_provider(module)
         return module
 
     def stored_parameter_count(self, module: nn.Module) -> int:
         """Only the generated keys and values are kept for inference: 2 · layers · E · hidden."""
-        assert isinstance(module, DeepSharePrefix)
-        return 2 * module.table.numel()
+        assert isinstance(module, DeepSharePrefix | StackDeepSharePrefix)
+        return module.materialised_size()
 
 
 class ShallowPrefixHParams(PrefixHParams):

@@ -44,6 +44,7 @@ class VPTDeep(Method):
     """VPT-deep: prompt tokens at the input and new ones before every layer (prompt dropout 0.1)."""
 
     HParams = VPTHParams
+    modalities = ("vision",)  # prompts are image tokens
     deep: ClassVar[bool] = True
 
     def attach(self, backbone: Backbone) -> nn.Module:

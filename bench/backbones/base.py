@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,6 +33,9 @@ class Backbone(nn.Module, ABC):
     num_heads: int
     head_dim: int
     num_prefix_tokens: int  # tokens before the patches (CLS); prompts are inserted after them
+    # Deep-share's reparameterisation in the reference code: one MLP per layer (vision) or one table and one MLP
+    # shared by all layers of an attention stack (language, Li & Liang).
+    prefix_mlp_scope: str = "layer"
 
     def __init__(self) -> None:
         super().__init__()
@@ -69,13 +73,28 @@ class Backbone(nn.Module, ABC):
         object.__setattr__(self, name, hook)
 
     @property
+    def num_blocks(self) -> int:
+        """Transformer blocks (what adapters follow); equal to num_layers unless a block has several attentions."""
+        return self.num_layers
+
+    def stacks(self) -> list[range]:
+        """Layer ranges of the separate attention stacks (one for ViT and GPT-2; three for BART)."""
+        return [range(self.num_layers)]
+
+    def new_prefix_parameter(self, shape: tuple[int, ...]) -> nn.Parameter:
+        """A prompt / prefix table initialised as the reference code does for this backbone family."""
+        from bench.prompting import uniform_parameter
+
+        return uniform_parameter(shape, self.prompt_init_bound)
+
+    @property
     def prompt_init_bound(self) -> float:
         """Bound of the uniform init of prompt / prefix vectors (VPT: sqrt(6 / (3·patch² + hidden)))."""
         return float((6.0 / (2 * self.hidden_size)) ** 0.5)  # xavier-uniform of a hidden x hidden matrix
 
     @abstractmethod
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (batch, 3, H, W), normalised -> features (batch, hidden) for the classification head."""
+    def forward(self, *inputs: Any, **kwargs: Any) -> Any:
+        """Vision: images (batch, 3, H, W) -> features (batch, hidden). Language: the transformers model's call."""
 
     @abstractmethod
     def project_kv(self, layer: int, x: torch.Tensor) -> PrefixKV:

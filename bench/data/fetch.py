@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.spec import TaskSpec, expand_path
+from bench.spec import AnyTaskSpec, TextTaskSpec, expand_path
 
 VTAB_REPO = "XiN0919/VTAB-1k"  # the NOAH-format archive published by V-PETL Bench (reference/datasets.md §2.1)
 VTAB_FILE = "vtab-1k.zip"
@@ -31,9 +31,14 @@ class DataStatus:
     fix: str
 
 
-def check_task(task: TaskSpec) -> DataStatus:
+def check_task(task: AnyTaskSpec) -> DataStatus:
     """Is the task's data usable? Reads every split file and stats every listed image."""
     from bench.data.splits import read_split, split_file
+
+    if isinstance(task, TextTaskSpec):
+        from bench.data.text import check_text_task
+
+        return check_text_task(task)
 
     data = task.data
     hint = data.hint()

@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.errors import BenchError
 from bench.method import GridValue, Method
-from bench.spec import TaskSpec
+from bench.spec import AnyTaskSpec, TextTaskSpec
 from bench.store import RunStore
 from bench.train.run import OPTIM_KEYS, RunConfig, RunOptions, execute_run
 
@@ -35,16 +35,19 @@ class MethodSettings:
     fixed: dict[str, GridValue]
 
 
-def method_settings(task: TaskSpec, method_cls: type[Method], overrides: dict[str, GridValue] | None = None
+def method_settings(task: AnyTaskSpec, method_cls: type[Method], overrides: dict[str, GridValue] | None = None
                     ) -> MethodSettings:
     protocol = task.protocol
     per_task = protocol.methods.get(method_cls.name)
+    # A method's own optimizer / grid / warm-up defaults are those of the vision protocol (VPT's configs);
+    # language tasks take theirs from the task spec (the paper's README commands).
+    text = isinstance(task, TextTaskSpec)
 
     def pick(attr: str, method_value: Any, protocol_value: Any) -> Any:
         task_value = getattr(per_task, attr) if per_task is not None else None
         if task_value is not None:
             return task_value
-        return method_value if method_value is not None else protocol_value
+        return method_value if method_value is not None and not text else protocol_value
 
     grid = dict(pick("grid", method_cls.grid, protocol.grid))
     fixed = {**(per_task.hparams if per_task is not None else {}), **(overrides or {})}
@@ -66,7 +69,7 @@ def method_settings(task: TaskSpec, method_cls: type[Method], overrides: dict[st
         optimizer=pick("optimizer", method_cls.optimizer, protocol.optimizer),
         grid=grid,
         epochs=pick("epochs", None, protocol.epochs),
-        warmup_epochs=pick("warmup_epochs", method_cls.warmup_epochs, protocol.warmup_epochs),
+        warmup_epochs=pick("warmup_epochs", method_cls.warmup_epochs, getattr(protocol, "warmup_epochs", 0)),
         batch_size=pick("batch_size", None, protocol.batch_size),
         fixed=fixed,
     )
@@ -77,11 +80,20 @@ def grid_points(settings: MethodSettings) -> list[dict[str, GridValue]]:
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*settings.grid.values())]
 
 
-def make_config(task: TaskSpec, method_cls: type[Method], settings: MethodSettings, point: dict[str, GridValue],
+def make_config(task: AnyTaskSpec, method_cls: type[Method], settings: MethodSettings, point: dict[str, GridValue],
                 stage: str, seed: int) -> RunConfig:
     hparams = {k: v for k, v in point.items() if k not in OPTIM_KEYS}
     full_hparams = method_cls.parse_hparams(hparams).model_dump(mode="json")
     stage_spec = task.protocol.grid_stage if stage == "grid" else task.protocol.final_stage
+    if isinstance(task, TextTaskSpec):
+        protocol = task.protocol
+        text_optim = {"optimizer": "adamw", "base_lr": float(point["base_lr"]),
+                      "weight_decay": float(point["weight_decay"]), "epochs": settings.epochs,
+                      "warmup_steps": protocol.warmup_steps, "batch_size": settings.batch_size,
+                      "adam_eps": protocol.adam_eps, "grad_clip": protocol.grad_clip, "loss": protocol.loss,
+                      "select_checkpoint": protocol.select_checkpoint}
+        return RunConfig(task, method_cls.name, full_hparams, text_optim, stage, seed, tuple(stage_spec.train),
+                         stage_spec.eval)
     warmup = settings.warmup_epochs
     if warmup >= settings.epochs:
         raise BenchError(f"warm-up ({warmup} epochs) must be shorter than training ({settings.epochs} epochs) "
@@ -104,8 +116,8 @@ def point_of(record: dict[str, Any]) -> dict[str, GridValue]:
     return {"base_lr": run["optim"]["base_lr"], "weight_decay": run["optim"]["weight_decay"], **run["hparams"]}
 
 
-def select_on_val(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The best completed grid run by last-epoch val top-1; ties -> smaller lr, then smaller weight decay."""
+def select_on_val(records: list[dict[str, Any]], metric: str = "top1") -> dict[str, Any]:
+    """The best completed grid run by its val score; ties -> smaller lr, then smaller weight decay."""
     completed = [r for r in records if r["status"] == "completed"]
     if not completed:
         raise BenchError(
@@ -116,14 +128,15 @@ def select_on_val(records: list[dict[str, Any]]) -> dict[str, Any]:
     def rank(record: dict[str, Any]) -> tuple[Any, ...]:
         optim = record["run"]["optim"]
         rest = json.dumps(record["run"]["hparams"], sort_keys=True)
-        return (-record["metrics"]["top1"], optim["base_lr"], optim["weight_decay"], rest)
+        return (-record["metrics"][metric], optim["base_lr"], optim["weight_decay"], rest)
 
     ordered = sorted(completed, key=rank)
     best = ordered[0]
     return {
-        "rule": "max last-epoch val top-1; ties -> smaller base_lr, then smaller weight_decay",
+        "rule": f"max val {metric}; ties -> smaller base_lr, then smaller weight_decay",
         "point": point_of(best),
-        "val_top1": best["metrics"]["top1"],
+        "metric": metric,
+        f"val_{metric}": best["metrics"][metric],
         "grid_key": best["key"],
         "candidates": len(records),
         "diverged": len(records) - len(completed),
@@ -136,9 +149,10 @@ class TaskResult:
     method: str
     selection: dict[str, Any] | None
     final: list[dict[str, Any]]
+    metric: str = "top1"
 
     def test_scores(self) -> list[float]:
-        return [r["metrics"]["top1"] for r in self.final if r["status"] == "completed"]
+        return [r["metrics"][self.metric] for r in self.final if r["status"] == "completed"]
 
     def summary(self) -> str:
         scores = self.test_scores()
@@ -146,10 +160,11 @@ class TaskResult:
             return f"{self.task} {self.method}: no final runs"
         std = statistics.stdev(scores) if len(scores) > 1 else 0.0
         mean = statistics.mean(scores)
-        return f"{self.task} {self.method}: test top-1 {mean:.2f} ± {std:.2f} over {len(scores)} seeds"
+        shown = "top-1" if self.metric == "top1" else self.metric
+        return f"{self.task} {self.method}: test {shown} {mean:.2f} ± {std:.2f} over {len(scores)} seeds"
 
 
-def run_protocol(task: TaskSpec, method_cls: type[Method], store: RunStore, options: RunOptions,
+def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, options: RunOptions,
                  stages: tuple[str, ...] = STAGES, seeds: list[int] | None = None,
                  overrides: dict[str, GridValue] | None = None) -> TaskResult:
     """Run the requested stages for one (task, method); finished runs are reused, never repeated."""
@@ -181,10 +196,11 @@ def run_protocol(task: TaskSpec, method_cls: type[Method], store: RunStore, opti
         if len(records) < len(configs):
             log.warning("%d grid runs of %s / %s are held by other processes; selection waits for them",
                         len(configs) - len(records), task.name, method_cls.name)
-            return TaskResult(task.name, method_cls.name, None, [])
-        selection = select_on_val(records)
-        log.info("selected for %s / %s: %s (val top-1 %.2f)", task.name, method_cls.name,
-                 _point_text(selection["point"]), selection["val_top1"])
+            return TaskResult(task.name, method_cls.name, None, [], task.primary_metric)
+        metric = task.primary_metric
+        selection = select_on_val(records, metric)
+        log.info("selected for %s / %s: %s (val %s %.2f)", task.name, method_cls.name,
+                 _point_text(selection["point"]), metric, selection[f"val_{metric}"])
     final: list[dict[str, Any]] = []
     if "final" in stages and selection is not None:
         for seed in tqdm(seeds or task.protocol.seeds, desc=f"{task.name} {method_cls.name} final",
@@ -194,7 +210,7 @@ def run_protocol(task: TaskSpec, method_cls: type[Method], store: RunStore, opti
             if record is not None:
                 _log_result(record)
                 final.append(record)
-    return TaskResult(task.name, method_cls.name, selection, final)
+    return TaskResult(task.name, method_cls.name, selection, final, task.primary_metric)
 
 
 def _existing(config: RunConfig, store: RunStore, options: RunOptions) -> dict[str, Any] | None:
@@ -209,6 +225,7 @@ def _point_text(point: dict[str, GridValue]) -> str:
 
 def _log_result(record: dict[str, Any]) -> None:
     run, metrics = record["run"], record["metrics"]
-    score = "diverged" if record["status"] != "completed" else f"{metrics['split']} top-1 {metrics['top1']:.2f}"
+    name = metrics.get("primary", "top1")
+    score = "diverged" if record["status"] != "completed" else f"{metrics['split']} {name} {metrics[name]:.2f}"
     log.info("%s %s %s seed=%s %s: %s (%.1f s)", run["task"], run["method"], run["stage"], run["seed"],
              _point_text(point_of(record)), score, record["cost"]["wall_s"])

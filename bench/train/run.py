@@ -29,7 +29,7 @@ from bench.backbones import Backbone, build_backbone
 from bench.data.tensor_store import DecodedSplit, concat_splits, load_split
 from bench.data.transforms import ImageBatches
 from bench.method import Method
-from bench.spec import TaskSpec
+from bench.spec import AnyTaskSpec, TaskSpec, TextTaskSpec
 from bench.store import CHECKPOINT, PREDICTIONS, SCHEMA_VERSION, RunStore, atomic_write_bytes, run_key
 from bench.train.model import PeftModel
 from bench.train.optim import build_optimizer, effective_lr, lr_multiplier, set_lr
@@ -45,7 +45,7 @@ OPTIM_KEYS = ("base_lr", "weight_decay")
 class RunConfig:
     """Everything one run needs; `identity()` is what its key hashes."""
 
-    task: TaskSpec
+    task: AnyTaskSpec
     method: str
     hparams: dict[str, Any]
     optim: dict[str, Any]
@@ -79,7 +79,7 @@ class RunConfig:
             "seed": self.seed,
             "train_splits": list(self.train_splits),
             "eval_split": self.eval_split,
-            "eval_every": self.task.protocol.eval_every,
+            "eval_every": getattr(self.task.protocol, "eval_every", None),
         }
 
 
@@ -100,6 +100,7 @@ class _Caches:
     def __init__(self) -> None:
         self.backbones: dict[str, Backbone] = {}
         self.splits: dict[tuple[str, str], DecodedSplit] = {}
+        self.language_backbones: dict[str, Any] = {}
 
     def backbone(self, task: TaskSpec) -> Backbone:
         key = task.backbone.model_dump_json()
@@ -120,7 +121,11 @@ class _Caches:
 CACHES = _Caches()
 
 
-def data_fingerprints(task: TaskSpec, splits: list[str], options: RunOptions) -> dict[str, str]:
+def data_fingerprints(task: AnyTaskSpec, splits: list[str], options: RunOptions) -> dict[str, str]:
+    if isinstance(task, TextTaskSpec):
+        from bench.data.text import read_text_split
+
+        return {name: read_text_split(task.data, name, task.name).fingerprint for name in splits}
     return {name: CACHES.split(task, name, options).fingerprint for name in splits}
 
 
@@ -149,7 +154,13 @@ def execute_run(config: RunConfig, method_cls: type[Method], store: RunStore, op
         existing = store.load(run_dir)  # finished while we waited for the lock
         if existing is not None:
             return existing
-        record = _train(config, method_cls, identity, key, run_dir, options)
+        if isinstance(config.task, TextTaskSpec):
+            from bench.train.text_run import build_backbone_for, train_text_run
+
+            backbone = build_backbone_for(config.task, CACHES.language_backbones)
+            record = train_text_run(config, method_cls, identity, key, run_dir, options, backbone)
+        else:
+            record = _train(config, method_cls, identity, key, run_dir, options)
         if selection is not None:
             record["selection"] = selection
         store.write(run_dir, record)
@@ -166,6 +177,7 @@ def _seed_everything(seed: int) -> None:
 def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any], key: str, run_dir: Path,
            options: RunOptions) -> dict[str, Any]:
     task, optim, device = config.task, config.optim, options.device
+    assert isinstance(task, TaskSpec)
     started = time.time()
     train_split = concat_splits([CACHES.split(task, s, options) for s in config.train_splits])
     eval_split = CACHES.split(task, config.eval_split, options)

@@ -1,0 +1,185 @@
+"""GPT-2 and BART behind the backbone interface: prefix parity with the past_key_values route, the
+reference parameter counts of the language Deep-share (reference §1.2), and every method file attaching."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from bench import registry
+from bench.backbones.language import BartBackbone, GPT2Backbone
+from bench.errors import BenchError
+from bench.spec import LanguageBackboneSpec
+
+transformers = pytest.importorskip("transformers")
+
+
+def tiny_gpt2(shift: bool = True) -> GPT2Backbone:
+    config = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=50, n_positions=64,
+                                     bos_token_id=1, eos_token_id=1)
+    return GPT2Backbone(transformers.GPT2LMHeadModel(config).eval(), None,
+                        LanguageBackboneSpec(kind="gpt2", model="tiny", shift_positions=shift))
+
+
+def tiny_bart() -> BartBackbone:
+    config = transformers.BartConfig(d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                                     decoder_attention_heads=4, vocab_size=60, max_position_embeddings=64,
+                                     encoder_ffn_dim=64, decoder_ffn_dim=64)
+    return BartBackbone(transformers.BartForConditionalGeneration(config).eval(), None,
+                        LanguageBackboneSpec(kind="bart", model="tiny"))
+
+
+class TableProvider:
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        self.keys, self.values = keys, values
+
+    def __call__(self, layer: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.keys[layer], self.values[layer]
+
+    def positions(self, layer: int) -> int:
+        return self.keys.shape[1]
+
+
+@pytest.mark.parametrize("shift", [True, False])
+def test_gpt2_prefix_equals_past_key_values(shift: bool) -> None:
+    torch.manual_seed(0)
+    backbone = tiny_gpt2(shift)
+    reference = transformers.GPT2LMHeadModel(backbone.model.config).eval()
+    reference.load_state_dict(backbone.model.state_dict(), strict=False)
+    reference.transformer.wpe.weight.data.copy_(backbone.model.transformer.wpe.table.weight if shift
+                                                else backbone.model.transformer.wpe.weight)
+    positions = 3
+    keys, values = torch.randn(2, positions, 4, 8), torch.randn(2, positions, 4, 8)
+    backbone.set_prefix_provider(TableProvider(keys, values))
+    ids = torch.randint(0, 50, (2, 7))
+    mask = torch.ones(2, 7, dtype=torch.long)
+    mask[1, 5:] = 0  # right padding in the second sequence
+    ours = backbone(input_ids=ids, attention_mask=mask).logits
+    cache = transformers.DynamicCache()
+    for layer in range(2):
+        cache.update(keys[layer].transpose(0, 1).expand(2, -1, -1, -1).contiguous(),
+                     values[layer].transpose(0, 1).expand(2, -1, -1, -1).contiguous(), layer)
+    full_mask = torch.cat([torch.ones(2, positions, dtype=torch.long), mask], 1)
+    position_ids = torch.arange(7).unsqueeze(0) + (positions if shift else 0)
+    theirs = reference(input_ids=ids, attention_mask=full_mask, past_key_values=cache,
+                       position_ids=position_ids).logits
+    torch.testing.assert_close(ours[0], theirs[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours[1, :5], theirs[1, :5], atol=1e-5, rtol=1e-5)
+
+
+def test_empty_prefix_is_the_frozen_model() -> None:
+    torch.manual_seed(0)
+    for backbone in (tiny_gpt2(), tiny_bart()):
+        ids = torch.randint(3, 50, (2, 6))
+        inputs = {"input_ids": ids} if isinstance(backbone, GPT2Backbone) else {"input_ids": ids,
+                                                                                  "decoder_input_ids": ids[:, :3]}
+        plain = backbone(**inputs).logits
+        backbone.set_prefix_provider(lambda layer, batch: None)
+        torch.testing.assert_close(backbone(**inputs).logits, plain)
+
+
+def test_bart_has_three_prefix_stacks_and_each_matters() -> None:
+    torch.manual_seed(0)
+    backbone = tiny_bart()
+    assert backbone.num_layers == 6 and backbone.stacks() == [range(0, 2), range(2, 4), range(4, 6)]
+    assert backbone.num_blocks == 4
+    ids = torch.randint(3, 60, (2, 6))
+    plain = backbone(input_ids=ids, decoder_input_ids=ids[:, :3]).logits
+    for stack in backbone.stacks():
+        keys, values = torch.zeros(6, 2, 4, 8), torch.zeros(6, 2, 4, 8)
+        keys[stack.start], values[stack.start] = torch.randn(2, 4, 8), torch.randn(2, 4, 8)
+        backbone.prefix_provider = None
+        backbone.set_prefix_provider(TableProvider(keys, values))
+        changed = backbone(input_ids=ids, decoder_input_ids=ids[:, :3]).logits
+        assert (changed - plain).abs().max() > 1e-4, stack
+    backbone.prefix_provider = None
+
+
+@pytest.mark.parametrize(("kind", "expected_trained", "expected_stored"), [
+    ("gpt2", 25_744_896, 245_760),       # GPT-2 medium, preseqlen 5, mid 512 (reference §1.2)
+    ("bart", 40_011_264, 14_745_600),    # BART-large, preseqlen 200, mid 512, three sets
+])
+def test_language_deep_share_parameter_counts(kind: str, expected_trained: int, expected_stored: int) -> None:
+    with torch.device("meta"):
+        if kind == "gpt2":
+            config = transformers.GPT2Config(n_embd=1024, n_layer=24, n_head=16)
+            backbone = GPT2Backbone(transformers.GPT2LMHeadModel(config), None,
+                                    LanguageBackboneSpec(kind="gpt2", model="gpt2-medium"))
+            num_tokens = 10
+        else:
+            config = transformers.BartConfig(d_model=1024, encoder_layers=12, decoder_layers=12,
+                                             encoder_attention_heads=16, decoder_attention_heads=16)
+            backbone = BartBackbone(transformers.BartForConditionalGeneration(config), None,
+                                    LanguageBackboneSpec(kind="bart", model="facebook/bart-large"))
+            num_tokens = 400
+        cls = registry.get_method("deep_share")
+        method = cls(cls.parse_hparams({"num_tokens": num_tokens, "mlp_hidden": 512, "dropout": 0.0}))
+        module = method.attach(backbone)
+    assert sum(p.numel() for p in module.parameters()) == expected_trained
+    assert method.stored_parameter_count(module) == expected_stored
+    no_share = registry.get_method("no_share")
+    with torch.device("meta"):
+        backbone.prefix_provider = None
+        table = no_share(no_share.parse_hparams({"num_tokens": num_tokens})).attach(backbone)
+    assert sum(p.numel() for p in table.parameters()) == expected_stored
+
+
+def test_language_deep_share_layout_is_k0_v0_k1_v1() -> None:
+    torch.manual_seed(0)
+    backbone = tiny_gpt2()
+    cls = registry.get_method("deep_share")
+    module = cls(cls.parse_hparams({"num_tokens": 4, "mlp_hidden": 16, "dropout": 0.0})).attach(backbone)
+    module.eval()
+    flat = module.mlps[0](module.tables[0])  # (E, layers·2·hidden)
+    for layer in range(2):
+        keys, values = module(layer, 1)
+        torch.testing.assert_close(keys.flatten(-2), flat[:, (2 * layer) * 32:(2 * layer + 1) * 32])
+        torch.testing.assert_close(values.flatten(-2), flat[:, (2 * layer + 1) * 32:(2 * layer + 2) * 32])
+
+
+@pytest.mark.parametrize("name", ["no_share", "simple_share", "deep_share", "lora", "adapter", "bitfit", "full_ft"])
+@pytest.mark.parametrize("family", ["gpt2", "bart"])
+def test_every_text_method_trains_on_both_families(name: str, family: str) -> None:
+    from bench.train.language_model import LanguagePeftModel
+
+    torch.manual_seed(0)
+    backbone = tiny_gpt2() if family == "gpt2" else tiny_bart()
+    cls = registry.get_method(name)
+    model = LanguagePeftModel(backbone, cls()).train()
+    ids = torch.randint(3, 50, (2, 6))
+    inputs = {"input_ids": ids} if family == "gpt2" else {"input_ids": ids, "decoder_input_ids": ids[:, :3]}
+    logits = model.backbone(**inputs).logits
+    logits.logsumexp(-1).sum().backward()
+    trained = [p for p in model.parameters() if p.requires_grad]
+    assert trained and model.method_trainable > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
+
+
+def test_vpt_is_refused_on_text() -> None:
+    cls = registry.get_method("vpt_deep")
+    with pytest.raises(BenchError, match="VPT is a vision method"):
+        cls().attach(tiny_gpt2())
+
+
+def test_deep_copy_keeps_hooks_on_the_copy() -> None:
+    torch.manual_seed(0)
+    original = tiny_gpt2()
+    clone = copy.deepcopy(original)
+    lora = registry.get_method("lora")
+    lora().attach(clone)
+    assert original.qkv_delta is None and clone.qkv_delta is not None
+    hook = next(iter(clone.model.transformer.h[0].attn.c_attn._forward_hooks.values()))
+    assert hook.backbone is clone
+
+
+def test_deep_share_matches_hf_peft_prefix_tuning() -> None:
+    """Same GPT-2, batch and prefix: the first training step's loss and the trainable count equal peft's."""
+    pytest.importorskip("peft")
+    from bench.perf_peft import compare
+
+    result = compare(batch=2, length=12, steps=1, warmup=0, positions=5, mlp_hidden=32,
+                     config_kwargs={"n_embd": 64, "n_layer": 2, "n_head": 4, "vocab_size": 100, "n_positions": 64})
+    assert result.trainable_ours == result.trainable_peft == 10_848  # reference/backbones.md
+    assert result.ours_loss == pytest.approx(result.peft_loss, abs=1e-6)
