@@ -261,14 +261,26 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
     else:
         metrics["top1"] = None
         metrics["diverged_at_epoch"] = history[-1]["epoch"]
-    backbone_params = model.backbone_params
     head_params = sum(p.numel() for p in model.head.parameters())
+    cost = {"wall_s": elapsed_before + time.time() - started,
+            "train_images_per_s": train_images / train_seconds if train_seconds else None}
+    data = {"train_examples": len(train_batches), "eval_examples": len(eval_batches)}
+    return build_record(config, key, status, identity, metrics, history, model, head_params, data, cost, options,
+                        resumed_from)
+
+
+def build_record(config: RunConfig, key: str, status: str, identity: dict[str, Any], metrics: dict[str, Any],
+                 history: list[dict[str, Any]], model: Any, head_params: int, data: dict[str, Any],
+                 cost: dict[str, Any], options: RunOptions, resumed_from: int | None) -> dict[str, Any]:
+    """The run record shared by vision and language runs: what ran, its scores, parameters, cost, provenance."""
+    backbone_params = model.backbone_params
+    device = options.device
     return {
         "schema_version": SCHEMA_VERSION,
         "key": key,
         "status": status,
         "run": {
-            "task": task.name, "method": config.method, "stage": config.stage, "seed": config.seed,
+            "task": config.task.name, "method": config.method, "stage": config.stage, "seed": config.seed,
             "hparams": config.hparams, "optim": config.optim,
             "train_splits": list(config.train_splits), "eval_split": config.eval_split,
         },
@@ -282,18 +294,16 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
             "trainable_percent": 100.0 * model.method_trainable / backbone_params,
             "trainable_with_head_percent": 100.0 * (model.method_trainable + head_params) / backbone_params,
         },
-        "data": {"train_examples": len(train_batches), "eval_examples": len(eval_batches),
-                 "fingerprints": identity["data_fingerprints"]},
+        "data": {**data, "fingerprints": identity["data_fingerprints"]},
         "cost": {
-            "wall_s": elapsed_before + time.time() - started,
-            "train_images_per_s": train_images / train_seconds if train_seconds else None,
+            **cost,
             **_peak_memory(device),
             "device": _device_name(device),
             "precision": options.precision,
             "resumed_from_epoch": resumed_from,
         },
         "identity": identity,
-        "task_spec": task.model_dump(mode="json"),
+        "task_spec": config.task.model_dump(mode="json"),
         "env": environment(),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

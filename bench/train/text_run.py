@@ -28,7 +28,7 @@ from bench.backbones.language import LanguageBackbone, build_language_backbone
 from bench.data.text import TextItem, TextSplit, read_text_split
 from bench.method import Method
 from bench.spec import TextTaskSpec
-from bench.store import CHECKPOINT, SCHEMA_VERSION, atomic_write_bytes
+from bench.store import CHECKPOINT, atomic_write_bytes
 from bench.train.language_model import LanguagePeftModel
 
 log = logging.getLogger("bench.text_run")
@@ -186,7 +186,7 @@ def train_text_run(config: Any, method_cls: type[Method], identity: dict[str, An
     """Train, decode, score; returns the run record (the caller writes it)."""
     from tqdm import tqdm
 
-    from bench.train.run import _device_name, _peak_memory, _reset_peak_memory, _seed_everything, environment
+    from bench.train.run import _reset_peak_memory, _seed_everything, build_record
 
     task: TextTaskSpec = config.task
     optim, device, protocol = config.optim, options.device, task.protocol
@@ -282,40 +282,11 @@ def train_text_run(config: Any, method_cls: type[Method], identity: dict[str, An
     else:
         metrics[task.primary_metric] = None
         metrics["diverged_at_epoch"] = history[-1]["epoch"]
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "key": key,
-        "status": status,
-        "run": {
-            "task": task.name, "method": config.method, "stage": config.stage, "seed": config.seed,
-            "hparams": config.hparams, "optim": config.optim,
-            "train_splits": list(config.train_splits), "eval_split": config.eval_split,
-        },
-        "metrics": metrics,
-        "history": history,
-        "params": {
-            "backbone": model.backbone_params,
-            "trainable": model.method_trainable,
-            "stored": model.method_stored,
-            "head": 0,
-            "trainable_percent": 100.0 * model.method_trainable / model.backbone_params,
-            "trainable_with_head_percent": 100.0 * model.method_trainable / model.backbone_params,
-        },
-        "data": {"train_examples": len(examples), "eval_examples": len(eval_split.items),
-                 "fingerprints": identity["data_fingerprints"]},
-        "cost": {
-            "wall_s": elapsed_before + time.time() - started,
-            "train_tokens_per_s": train_tokens / train_seconds if train_seconds else None,
-            **_peak_memory(device),
-            "device": _device_name(device),
-            "precision": options.precision,
-            "resumed_from_epoch": resumed_from,
-        },
-        "identity": identity,
-        "task_spec": task.model_dump(mode="json"),
-        "env": environment(),
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    cost = {"wall_s": elapsed_before + time.time() - started,
+            "train_tokens_per_s": train_tokens / train_seconds if train_seconds else None}
+    data = {"train_examples": len(examples), "eval_examples": len(eval_split.items)}
+    return build_record(config, key, status, identity, metrics, history, model, 0, data, cost, options,
+                        resumed_from)
 
 
 def _write_outputs(path: Path, split: TextSplit, hypotheses: list[str], per_item: dict[str, Any]) -> None:
