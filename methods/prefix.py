@@ -163,6 +163,10 @@ class PrefixHParams(MethodHParams):
     dropout: float = 0.1
 
 
+class NoShareHParams(PrefixHParams):
+    init_text: str | None = None  # e.g. " summarize": start from the language model's own keys/values of this text
+
+
 class DeepShareHParams(PrefixHParams):
     mlp_hidden: int = 48
     share_type: Literal["non-linear", "linear"] = "non-linear"
@@ -184,12 +188,23 @@ class _PrefixMethod(Method):
 class NoShare(_PrefixMethod):
     """Prefix tuning without sharing: independent key and value vectors in every layer."""
 
-    HParams = PrefixHParams
+    HParams = NoShareHParams
 
     def attach(self, backbone: Backbone) -> nn.Module:
         hp = self.hp
         assert isinstance(hp, PrefixHParams)
-        module = NoSharePrefix(backbone, hp.num_tokens // 2, self.layers(backbone), hp.dropout)
+        init_text = getattr(hp, "init_text", None)
+        if init_text:
+            # Li & Liang's --init_shallow_word: the tables start as the frozen model's own keys/values for the
+            # text, and the prefix has as many positions as the text has tokens (num_tokens is ignored).
+            layers = self.layers(backbone)
+            keys, values = zip(*backbone.text_kv(init_text)[:layers], strict=True)
+            module = NoSharePrefix(backbone, keys[0].shape[0], layers, hp.dropout)
+            with torch.no_grad():
+                module.keys.copy_(torch.stack([k.flatten(-2) for k in keys]))
+                module.values.copy_(torch.stack([v.flatten(-2) for v in values]))
+        else:
+            module = NoSharePrefix(backbone, hp.num_tokens // 2, self.layers(backbone), hp.dropout)
         backbone.set_prefix_provider(module)
         return module
 

@@ -183,3 +183,33 @@ def test_deep_share_matches_hf_peft_prefix_tuning() -> None:
                      config_kwargs={"n_embd": 64, "n_layer": 2, "n_head": 4, "vocab_size": 100, "n_positions": 64})
     assert result.trainable_ours == result.trainable_peft == 10_848  # reference/backbones.md
     assert result.ours_loss == pytest.approx(result.peft_loss, abs=1e-6)
+
+
+def test_no_share_init_text_is_the_models_own_past() -> None:
+    """Li & Liang's word init: the prefix is GPT-2's cache for the text, so the model continues the text."""
+
+    class FixedTokenizer:
+        def __call__(self, text: str, add_special_tokens: bool = False, return_tensors: str = "pt") -> dict:
+            return {"input_ids": torch.tensor([[5, 7, 9]])}
+
+    torch.manual_seed(0)
+    backbone = tiny_gpt2(shift=True)
+    object.__setattr__(backbone, "tokenizer", FixedTokenizer())
+    plain = backbone(input_ids=torch.tensor([[5, 7, 9, 11, 13]])).logits
+    cls = registry.get_method("no_share")
+    module = cls(cls.parse_hparams({"init_text": " summarize", "dropout": 0.0})).attach(backbone)
+    assert module.positions(0) == 3  # the text's token count, whatever num_tokens says
+    with_prefix = backbone(input_ids=torch.tensor([[11, 13]])).logits
+    torch.testing.assert_close(with_prefix[0], plain[0, 3:], atol=1e-5, rtol=1e-5)
+
+
+def test_init_text_is_refused_on_vision() -> None:
+    from bench.backbones.vit import build_vit
+    from bench.spec import BackboneSpec
+
+    backbone = build_vit(BackboneSpec(model="vit_base_patch16_224", pretrained=False,
+                                      model_kwargs={"img_size": 16, "patch_size": 8, "embed_dim": 32, "depth": 1,
+                                                    "num_heads": 2}))
+    cls = registry.get_method("no_share")
+    with pytest.raises(BenchError, match="init_text"):
+        cls(cls.parse_hparams({"init_text": "summarize"})).attach(backbone)

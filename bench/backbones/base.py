@@ -96,6 +96,13 @@ class Backbone(nn.Module, ABC):
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         """Vision: images (batch, 3, H, W) -> features (batch, hidden). Language: the transformers model's call."""
 
+    def text_kv(self, text: str) -> list[PrefixKV]:
+        """Per layer, the frozen model's own keys and values (P, heads, head_dim) for a text (language models)."""
+        from bench.errors import BenchError
+
+        raise BenchError("initialising a prefix from text needs a decoder-only language backbone (GPT-2).",
+                         field="hparams.init_text", hint="Leave init_text unset on this task.")
+
     @abstractmethod
     def project_kv(self, layer: int, x: torch.Tensor) -> PrefixKV:
         """The layer's own frozen LayerNorm + W_K / W_V (with bias): (..., P, hidden) -> (..., P, heads, head_dim)."""

@@ -254,6 +254,18 @@ class GPT2Backbone(LanguageBackbone):
         for layer, attention in enumerate(self.attention_modules()):
             attention.c_attn.register_forward_hook(_DeltaHook(self, layer, 0, fused=True))
 
+    @torch.no_grad()
+    def text_kv(self, text: str) -> list[PrefixKV]:
+        """GPT-2's cache for `text` (no prefix, positions from 0): per layer (tokens, heads, head_dim)."""
+        ids = self.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        provider = self.prefix_provider
+        object.__setattr__(self, "prefix_provider", None)
+        try:
+            cache = self.model(input_ids=ids.to(self.model.device), use_cache=True).past_key_values
+        finally:
+            object.__setattr__(self, "prefix_provider", provider)
+        return [(layer.keys[0].transpose(0, 1), layer.values[0].transpose(0, 1)) for layer in cache.layers]
+
     def project_kv(self, layer: int, x: torch.Tensor) -> PrefixKV:
         """ln_1 then the key and value thirds of c_attn (GPT-2's Conv1D: weight is (in, 3·hidden))."""
         block = self.model.transformer.h[layer]
