@@ -3,7 +3,8 @@ with beam search and scored with the task's official metric suite.
 
 The protocol follows the paper's code (reference §3.3): AdamW (eps 1e-8), linear decay per step after
 `warmup_steps`, gradient clipping, the model after the last epoch (or, for XSUM, the epoch with the best
-validation score). Decoder-only sequences are `source <bos> target <eos>` with the loss on the target and
+validation score). Decoder-only sequences are ` source <bos> target <eos>` (the leading space as in Li & Liang's
+' {src} {bos} ') with the loss on the target and
 <eos> only (Li & Liang's data-to-text format); encoder-decoder inputs are the source and the target.
 Per-example outputs and per-example metric statistics go to `outputs.jsonl` beside the record, so
 significance tests can be computed later without decoding again.
@@ -57,7 +58,7 @@ class TextBatcher:
         out = []
         for source, target in pairs:
             if self.decoder_only:
-                src = self._encode(source, protocol.max_source_tokens, special=False)
+                src = self._encode(" " + source, protocol.max_source_tokens, special=False)
                 tgt = self._encode(" " + target, protocol.max_target_tokens, special=False)
                 bos, eos = self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
                 ids = [*src, bos, *tgt, eos]
@@ -133,7 +134,7 @@ class TextBatcher:
                           leave=False):
             chunk = items[start:start + settings.batch_size]
             if self.decoder_only:
-                prompts = [[*self._encode(i.source, limit, special=False), tok.bos_token_id] for i in chunk]
+                prompts = [[*self._encode(" " + i.source, limit, special=False), tok.bos_token_id] for i in chunk]
                 width = max(len(p) for p in prompts)  # left padding: the prompts end where generation starts
                 ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
                 mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
