@@ -13,10 +13,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
-# The offline mini suite: every available method x 3 generated tasks, grid + 5 seeds, then the leaderboard.
+# The offline mini suites: every vision method x 3 generated image tasks (grid + 5 seeds), then four methods on
+# the generated data-to-text (tiny GPT-2) and summarisation (tiny BART) tasks (3 seeds); one leaderboard each.
 demo: $(STAMP)
 	$(BIN)/bench run --task mini --method all
 	$(BIN)/bench leaderboard --task mini --out results/leaderboards/mini.md
+	$(BIN)/bench run --task mini-nlg --method deep_share,no_share,lora,full_ft
+	$(BIN)/bench leaderboard --task mini-nlg --out results/leaderboards/mini-nlg.md
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -53,11 +53,18 @@ def spec_files(tasks_dirs: tuple[Path, ...] = ()) -> dict[str, SpecFile]:
 
 
 def _lookup(files: dict[str, SpecFile], name: str) -> SpecFile | None:
-    """Exact name, else a unique last path component ('cub' -> 'fgvc/cub')."""
+    """Exact name, else a unique last path component ('cub' -> 'fgvc/cub'). When a real task and an offline
+    mini task share the last component ('e2e': nlg/e2e, mini/e2e), the real one is meant; any other
+    ambiguity is an error that lists the candidates."""
     if name in files:
         return files[name]
-    matches = [entry for key, entry in files.items() if key.rsplit("/", 1)[-1] == name]
-    return matches[0] if len(matches) == 1 else None
+    matches = [key for key in files if key.rsplit("/", 1)[-1] == name]
+    real = [key for key in matches if not key.startswith("mini/")]
+    if len(matches) == 1 or len(real) == 1:
+        return files[(real or matches)[0]]
+    if matches:
+        raise BenchError(f"'{name}' is ambiguous: {', '.join(sorted(matches))}.", hint="Give the full name.")
+    return None
 
 
 def load_task_by_name(name: str, tasks_dirs: tuple[Path, ...] = ()) -> AnyTaskSpec:

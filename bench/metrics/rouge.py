@@ -19,9 +19,10 @@ def rouge_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
                  ) -> tuple[dict[str, float], dict[str, list[float]]]:
     """(bootstrap-mid F1 ×100 per key, per-item F1 ×100 per key). Several references: the best F1 per key
     (rouge_score's score_multi); XSUM has one."""
-    from rouge_score import rouge_scorer, scoring
+    from rouge_score import rouge_scorer, scoring, tokenizers
 
-    scorer = rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=True)
+    # The tokenizer rouge_score builds for use_stemmer=True, passed explicitly so it does not log each call.
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_KEYS), tokenizer=tokenizers.DefaultTokenizer(use_stemmer=True))
     aggregator = scoring.BootstrapAggregator()
     per_item: dict[str, list[float]] = {name: [] for name in ROUGE_KEYS.values()}
     for hypothesis, refs in zip(hypotheses, references, strict=True):
