@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow lint install clean-results
+.PHONY: demo test test-slow lint install clean-results leaderboards example-runs
 
 install: $(STAMP)
 
@@ -15,11 +15,27 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The offline mini suites: every vision method x 3 generated image tasks (grid + 5 seeds), then four methods on
 # the generated data-to-text (tiny GPT-2) and summarisation (tiny BART) tasks (3 seeds); one leaderboard each.
+# Leaderboards (Markdown, LaTeX, HTML, CSV, JSON, plots) go to results/leaderboards/demo/.
 demo: $(STAMP)
 	$(BIN)/bench run --task mini --method all
-	$(BIN)/bench leaderboard --task mini --out results/leaderboards/mini.md
-	$(BIN)/bench run --task mini-nlg --method deep_share,no_share,lora,full_ft
-	$(BIN)/bench leaderboard --task mini-nlg --out results/leaderboards/mini-nlg.md
+	$(BIN)/bench leaderboard --suite mini --out results/leaderboards/demo
+	$(BIN)/bench run --task mini-nlg --method $(NLG_METHODS)
+	$(BIN)/bench leaderboard --suite mini-nlg --out results/leaderboards/demo
+
+NLG_METHODS := deep_share,no_share,lora,full_ft
+EXAMPLE_RUNS := results/example-runs
+
+# The committed example leaderboards (results/leaderboards/*) from the committed runs (results/example-runs/);
+# tests/test_leaderboard.py checks that this reproduces them byte for byte.
+leaderboards: $(STAMP)
+	$(BIN)/bench leaderboard --suite mini --results $(EXAMPLE_RUNS) --out results/leaderboards > /dev/null
+	$(BIN)/bench leaderboard --suite mini-nlg --results $(EXAMPLE_RUNS) --out results/leaderboards > /dev/null
+
+# Re-create the committed runs themselves (about 10 minutes on 2 cores); then `make leaderboards`.
+example-runs: $(STAMP)
+	rm -rf $(EXAMPLE_RUNS)
+	$(BIN)/bench run --task mini --method all --results $(EXAMPLE_RUNS)
+	$(BIN)/bench run --task mini-nlg --method $(NLG_METHODS) --results $(EXAMPLE_RUNS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -33,4 +49,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean-results:
-	rm -rf results/runs results/leaderboards
+	rm -rf results/runs results/leaderboards/demo

@@ -83,8 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("perf", help="benchmarks: `bench perf methods` (step cost vs the frozen backbone), "
-                       "`bench perf peft` (GPT-2 Deep-share step vs HF peft prefix tuning)")
-    p.add_argument("what", choices=["methods", "peft"])
+                       "`bench perf peft` (GPT-2 Deep-share step vs HF peft prefix tuning), "
+                       "`bench perf leaderboard` (rebuild time from 10,000 synthetic runs)")
+    p.add_argument("what", choices=["methods", "peft", "leaderboard"])
+    p.add_argument("--runs-per-pair", type=int, default=25,
+                   help="leaderboard: grid + final runs per (task, method); 20 tasks x 20 methods (default 25)")
+    p.add_argument("--items", type=int, default=2000, help="leaderboard: test predictions per final run")
     p.add_argument("--length", type=int, default=64, help="peft: tokens per sequence")
     p.add_argument("--task", default="mini/novel_shapes", help="task whose backbone and input size are used")
     p.add_argument("--method", default="all", help="comma-separated methods or 'all'")
@@ -125,12 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("leaderboard", help="build the methods × tasks table from stored runs")
-    p.add_argument("--task", default=None, help="task or suite to show (default: every task with runs)")
+    p = sub.add_parser("leaderboard", help="rebuild the tables, statistics and plots from stored runs")
+    p.add_argument("--suite", "--task", dest="task", default=None,
+                   help="suite or task to show (default: every task with runs)")
     p.add_argument("--method", default=None, help="comma-separated methods (default: all with runs)")
-    p.add_argument("--out", type=Path, default=None, help="also write the Markdown table to this file")
+    p.add_argument("--format", default="md,tex,html,csv,json",
+                   help="comma-separated formats written to --out: md, tex, html, csv, json (default: all)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for <suite>.<format> and the plots <suite>-{pareto,groups,cd}.svg")
     p.add_argument("--reference", action="store_true",
                    help="add published numbers (results/reference/) as labelled rows")
+    p.add_argument("--test", default="bootstrap", choices=["bootstrap", "mcnemar", "randomization"],
+                   help="per-task test against the best (default: paired bootstrap over items and seeds)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--resamples", type=int, default=1000,
+                   help="bootstrap resamples / randomisation trials (default 1000)")
+    p.add_argument("--no-plots", action="store_true", help="skip the matplotlib figures")
     common(p, results=True)
     p.set_defaults(func=cmd_leaderboard)
     return parser
@@ -232,6 +246,14 @@ def cmd_perf(args: argparse.Namespace) -> int:
     from bench.perf import measure, report
     from bench.train.run import configure_threads, default_device
 
+    if args.what == "leaderboard":
+        from bench import perf_leaderboard
+
+        if args.runs_per_pair < 6:
+            raise BenchError("--runs-per-pair must be at least 6 (5 final seeds and one grid run).")
+        timing = perf_leaderboard.measure(grid=args.runs_per_pair - 5, items=args.items)
+        print(perf_leaderboard.report(timing))
+        return 0
     if args.what == "peft":
         from bench.perf_peft import compare
         from bench.perf_peft import report as peft_report
@@ -459,34 +481,45 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from bench import registry
-    from bench.leaderboard import collect, markdown_table
+    from bench import leaderboard, registry
     from bench.store import RunStore
 
-    tasks, groups = None, None
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    unknown = [f for f in formats if f not in leaderboard.FORMATS]
+    if unknown or not formats:
+        raise BenchError(f"unknown --format {', '.join(unknown) or '(empty)'}.",
+                         hint=f"Use a comma-separated list of {', '.join(leaderboard.FORMATS)}.")
+    if args.out is not None and args.out.suffix.lstrip(".") in leaderboard.FORMATS:
+        raise BenchError(f"--out takes a folder, not a file ({args.out}).",
+                         hint=f"Use e.g. `--out {args.out.parent}`; files are named <suite>.<format>.")
+    if not 0.0 < args.alpha < 1.0 or args.resamples < 1:
+        raise BenchError("--alpha must lie in (0, 1) and --resamples be at least 1.")
+    tasks, groups, name = None, None, "all"
     if args.task:
         suite, specs = registry.resolve_tasks(args.task, _dirs(args, "tasks_dir"))
         tasks = [t.name for t in specs]
         groups = suite.groups if suite is not None else None
+        name = suite.name if suite is not None else specs[0].name
     methods = [m.strip() for m in args.method.split(",")] if args.method else None
     store = RunStore(_results(args))
-    cells = collect(store, tasks, methods)
-    if not cells:
-        scope = f" for '{args.task}'" if args.task else ""
-        raise BenchError(f"no finished final runs in {store.root}{scope}.",
-                         hint="Run `bench run --task ... --method ...` first.")
     references = None
     if args.reference:
         from bench.reference import load_references
 
         references = load_references()
-    table = markdown_table(cells, tasks, methods, groups, references)
-    print(table)
-    if args.out:
-        from bench.store import atomic_write_bytes
+    settings = leaderboard.Settings(test=args.test, alpha=args.alpha, resamples=args.resamples)
+    board = leaderboard.build(store, name, tasks, methods, groups, references, settings,
+                              plots=args.out is not None and not args.no_plots)
+    if not any(row.block == "runs" and any(e.value is not None for e in row.entries) for row in board.rows):
+        scope = f" for '{args.task}'" if args.task else ""
+        raise BenchError(f"no finished final runs in {store.root}{scope}.",
+                         hint="Run `bench run --task ... --method ...` first.")
+    from bench.leaderboard.markdown import render_markdown
 
-        atomic_write_bytes(args.out, table.encode())
-        log.info("wrote %s", args.out)
+    print(render_markdown(board))
+    if args.out is not None:
+        for path in leaderboard.write(board, args.out, formats):
+            log.info("wrote %s", path)
     return 0
 
 

@@ -20,7 +20,8 @@ from bench.errors import BenchError
 
 SCHEMA_VERSION = 1
 RECORD = "run.json"
-PREDICTIONS = "predictions.npz"
+PREDICTIONS = "predictions.npz"  # vision: index, label, pred per test image
+OUTPUTS = "outputs.jsonl"  # language: hypothesis and per-item metric statistics per test item
 CHECKPOINT = "checkpoint.pt"
 LOCK = "lock"
 
@@ -38,7 +39,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
         tmp = handle.name
+    os.chmod(tmp, 0o666 & ~_umask())  # temp files are created 0600; finished files get the usual permissions
     os.replace(tmp, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:

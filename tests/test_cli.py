@@ -84,11 +84,11 @@ def test_run_show_and_leaderboard(tiny_tasks_dir: Path, tmp_path: Path, capsys: 
     assert main(["run", "--task", "tiny", "--method", "linear,full_ft", *common]) == 0
     out = capsys.readouterr().out
     assert "tiny/colors linear: test top-1" in out and "over 2 seeds" in out
-    board = tmp_path / "board.md"
-    assert main(["leaderboard", "--task", "tiny", "--out", str(board), "--results", str(results),
+    assert main(["leaderboard", "--task", "tiny", "--out", str(tmp_path / "boards"), "--results", str(results),
                  "--tasks-dir", str(tiny_tasks_dir)]) == 0
-    table = board.read_text()
-    assert "| Method" in table and "tiny/colors" in table and "(n=2)" in table
+    table = (tmp_path / "boards" / "tiny.md").read_text()
+    assert "| Method | colors | Mean |" in table and "(n=" not in table  # 2 seeds = the protocol's 2
+    assert (tmp_path / "boards" / "tiny.html").is_file() and (tmp_path / "boards" / "tiny-pareto.svg").is_file()
     assert table.count("\n| full_ft") == 1 and table.count("\n| linear") == 1
     run_dir = next(results.rglob("run.json")).parent
     capsys.readouterr()

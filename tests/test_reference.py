@@ -56,6 +56,6 @@ def test_leaderboard_reference_rows(tmp_path: Path, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "| deep_share " in out and "88.50 ± 0.71 (n=2)" in out
     assert "vpt_deep [vpt_2022]" in out and "| 88.5 " in out
-    assert "deep_share [reparamprefix_2025_figure2]" in out and "(read from a figure)" in out
+    assert "deep_share [reparamprefix_2025_figure2]" in out and "(values read from a figure)" in out
     vpt_row = next(line for line in out.splitlines() if line.startswith("| vpt_deep [vpt_2022]"))
     assert "89.10" in vpt_row  # the FGVC mean of VPT-deep's five rows

@@ -29,11 +29,10 @@ from bench.backbones.language import LanguageBackbone, build_language_backbone
 from bench.data.text import TextItem, TextSplit, read_text_split
 from bench.method import Method
 from bench.spec import TextTaskSpec
-from bench.store import CHECKPOINT, atomic_write_bytes
+from bench.store import CHECKPOINT, OUTPUTS, atomic_write_bytes
 from bench.train.language_model import LanguagePeftModel
 
 log = logging.getLogger("bench.text_run")
-OUTPUTS = "outputs.jsonl"
 
 
 # ---------------------------------------------------------------- batching

@@ -1,0 +1,182 @@
+"""Which differences in a leaderboard are real: per-task paired tests against the best method, and across-task
+rank tests (reference/metrics.md §6, reference/statistics.md).
+
+Per task, every method is compared with the task's best on the same test items, with all seeds: a paired
+bootstrap over items with seeds resampled (default), exact McNemar per matched seed combined with Fisher's method
+(0/1 vision scores), or approximate randomisation per matched seed combined the same way (sacrebleu's test for
+BLEU). The p-values of one task are Holm-corrected together. Across tasks (methods with every task): Wilcoxon
+signed-rank of each method against the best on per-task means (Holm), and Friedman with the Nemenyi critical
+difference and its cliques for the CD diagram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from bench import stats
+from bench.leaderboard.collect import Cell
+from bench.leaderboard.examples import Examples, load_examples, same_items
+
+TestName = Literal["bootstrap", "mcnemar", "randomization"]
+TEST_NAMES: tuple[TestName, ...] = ("bootstrap", "mcnemar", "randomization")
+
+
+@dataclass(frozen=True)
+class Settings:
+    test: TestName = "bootstrap"
+    alpha: float = 0.05
+    resamples: int = 1000
+    seed: int = 12345
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One method against the best of its task."""
+
+    task: str
+    method: str
+    best: str
+    result: stats.TestResult
+    p_holm: float
+
+
+@dataclass
+class TaskTests:
+    comparisons: dict[tuple[str, str], Comparison] = field(default_factory=dict)
+    skipped: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+@dataclass
+class AcrossTasks:
+    """Rank tests over the tasks of the table, on the methods that have all of them."""
+
+    tasks: list[str]
+    methods: list[str]
+    best: str | None = None
+    wilcoxon: dict[str, tuple[stats.TestResult, float]] = field(default_factory=dict)
+    friedman: stats.TestResult | None = None
+    mean_ranks: dict[str, float] = field(default_factory=dict)
+    critical_difference: float | None = None
+    cliques: list[list[str]] = field(default_factory=list)
+    reason: str = ""
+
+
+def best_method(cells: dict[str, Cell]) -> str:
+    """Highest mean; ties go to the alphabetically first method, so the choice is deterministic."""
+    return min(cells, key=lambda m: (-round(cells[m].mean, 9), m))
+
+
+def per_task_tests(cells: dict[tuple[str, str], Cell], tasks: list[str], settings: Settings) -> TaskTests:
+    out = TaskTests()
+    for task in tasks:
+        row = {m: c for (t, m), c in cells.items() if t == task}
+        if len(row) < 2:
+            continue
+        best = best_method(row)
+        best_examples = load_examples(row[best].run_dirs, row[best].seeds, row[best].metric)
+        paired: dict[str, Examples] = {}
+        for method in sorted(row):
+            if method == best:
+                continue
+            if isinstance(best_examples, str):
+                out.skipped[(task, method)] = best_examples
+                continue
+            other = load_examples(row[method].run_dirs, row[method].seeds, row[method].metric)
+            reason = other if isinstance(other, str) else _unpairable(best_examples, other, row[best].metric)
+            if reason is not None:
+                out.skipped[(task, method)] = reason
+            elif isinstance(other, Examples):
+                paired[method] = other
+        results: dict[str, stats.TestResult] = {}
+        if paired and isinstance(best_examples, Examples):
+            if settings.test == "bootstrap":
+                score = CORPUS_SCORES.get(row[best].metric) if best_examples.is_corpus else None
+                many = stats.paired_bootstrap_many(best_examples.values, [e.values for e in paired.values()],
+                                                   score=score, n_resamples=settings.resamples, seed=settings.seed)
+                results = dict(zip(paired, many, strict=True))
+            else:
+                for method, other in paired.items():
+                    result = compare(best_examples, other, row[best].metric, settings)
+                    if isinstance(result, str):
+                        out.skipped[(task, method)] = result
+                    else:
+                        results[method] = result
+        adjusted = stats.holm([r.p_value for r in results.values()])
+        for (method, result), p_holm in zip(results.items(), adjusted, strict=True):
+            out.comparisons[(task, method)] = Comparison(task, method, best, result, p_holm)
+    return out
+
+
+def _unpairable(best: Examples, other: Examples, metric: str) -> str | None:
+    if not same_items(best.items, other.items):
+        return "the two methods were scored on different test items"
+    if best.is_corpus and metric not in CORPUS_SCORES:
+        return f"no resampling rule for the corpus metric {metric}"
+    return None
+
+
+def compare(best: Examples, other: Examples, metric: str, settings: Settings) -> stats.TestResult | str:
+    """best − other on the same items; a reason string when the two cannot be paired."""
+    reason = _unpairable(best, other, metric)
+    if reason is not None:
+        return reason
+    score = CORPUS_SCORES.get(metric) if best.is_corpus else None
+    if settings.test == "bootstrap":
+        return stats.paired_bootstrap(best.values, other.values, score=score, n_resamples=settings.resamples,
+                                      seed=settings.seed)
+    common = sorted(set(best.seeds) & set(other.seeds))
+    if not common:
+        return f"{settings.test} pairs runs of the same seed, and these methods share none"
+    rows_best = best.values[[best.seeds.index(s) for s in common]]
+    rows_other = other.values[[other.seeds.index(s) for s in common]]
+    if settings.test == "mcnemar":
+        if best.is_corpus or not np.isin(best.values, (0.0, 100.0)).all() or not np.isin(other.values,
+                                                                                            (0.0, 100.0)).all():
+            return "McNemar needs right/wrong per item (classification accuracy)"
+        return stats.mcnemar_seeds(rows_best > 0, rows_other > 0)
+    per_seed = []
+    for a, b in zip(rows_best, rows_other, strict=True):
+        if metric == "BLEU" and best.is_corpus:
+            per_seed.append(stats.sacrebleu_paired_bleu(b, a, "ar", n=settings.resamples, seed=settings.seed))
+        else:
+            per_seed.append(stats.paired_randomization(a, b, score=score, n_trials=settings.resamples,
+                                                       seed=settings.seed))
+    return stats.combine_seeds(per_seed, "approximate randomisation")
+
+
+def _bleu(summed: np.ndarray) -> np.ndarray:
+    return stats.bleu_from_stats(summed)
+
+
+CORPUS_SCORES: dict[str, Callable[[np.ndarray], np.ndarray]] = {"BLEU": _bleu}
+
+
+def across_tasks(cells: dict[tuple[str, str], Cell], tasks: list[str], methods: list[str], settings: Settings
+                 ) -> AcrossTasks:
+    complete = [m for m in methods if all((t, m) in cells for t in tasks)]
+    out = AcrossTasks(tasks=list(tasks), methods=complete)
+    if len(tasks) < 2 or len(complete) < 2:
+        out.reason = (f"needs at least 2 tasks and 2 methods with every task; have {len(tasks)} tasks and "
+                      f"{len(complete)} complete methods")
+        return out
+    means = np.asarray([[cells[(t, m)].mean for m in complete] for t in tasks])
+    overall = dict(zip(complete, means.mean(axis=0).tolist(), strict=True))
+    out.best = min(complete, key=lambda m: (-round(overall[m], 9), m))
+    column = complete.index(out.best)
+    others = [m for m in complete if m != out.best]
+    results = [stats.wilcoxon(means[:, column].tolist(), means[:, complete.index(m)].tolist()) for m in others]
+    for method, result, p_holm in zip(others, results, stats.holm([r.p_value for r in results]), strict=True):
+        out.wilcoxon[method] = (result, p_holm)
+    if len(complete) >= 3:
+        friedman, ranks = stats.friedman(means)
+        out.friedman = friedman
+        out.mean_ranks = dict(zip(complete, ranks.tolist(), strict=True))
+        out.critical_difference = stats.nemenyi_critical_difference(len(complete), len(tasks), settings.alpha)
+        out.cliques = stats.cliques(out.mean_ranks, out.critical_difference)
+    else:
+        out.reason = "Friedman needs at least 3 methods with every task"
+    return out

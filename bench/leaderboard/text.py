@@ -1,0 +1,140 @@
+"""Wording and number formats shared by every output format: cell texts, notes and the Statistics section.
+
+Renderers only add markup (bold, underline, superscripts) around these strings, so the Markdown, LaTeX and HTML
+tables say exactly the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.leaderboard.board import Board, Entry, Row
+
+DAGGER = "†"
+TEST_WORDS = {
+    "bootstrap": "paired bootstrap over test items with the seeds of each method resampled",
+    "mcnemar": "exact McNemar test per matched seed, combined over seeds with Fisher's method",
+    "randomization": "approximate randomisation per matched seed (sacrebleu's test for BLEU), combined over "
+                     "seeds with Fisher's method",
+}
+
+
+@dataclass(frozen=True)
+class StatsTable:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    note: str
+
+
+def number(entry: Entry, row: Row) -> str:
+    """Published values as printed; our cells and every computed mean with two decimals."""
+    assert entry.value is not None
+    return f"{entry.value:g}" if row.block == "reference" and not entry.computed else f"{entry.value:.2f}"
+
+
+def cell_text(entry: Entry, row: Row) -> str:
+    """'88.50 ± 0.71 (n=2)' without markup; '–' when missing."""
+    if entry.value is None:
+        return "–"
+    text = number(entry, row)
+    if entry.std is not None and entry.seeds is not None:
+        text += f" ± {entry.std:.2f}"
+    if entry.shown_seeds and entry.seeds is not None:
+        text += f" (n={entry.seeds})"
+    return text
+
+
+def params_text(row: Row) -> tuple[str, str]:
+    if row.trainable_m is None or row.trainable_percent is None:
+        return "", ""
+    return f"{row.trainable_m:.3g}", f"{row.trainable_percent:.3g}"
+
+
+def cost_text(row: Row) -> str:
+    return "" if row.cost_h is None else f"{row.cost_h:.3g}"
+
+
+def column_header(board: Board, index: int) -> str:
+    column = board.columns[index]
+    if column.kind == "task" and column.metric != "top1":
+        return f"{column.label} ({column.metric})"
+    return column.label
+
+
+def caption(board: Board) -> str:
+    metrics = board.metrics
+    what = ("Test top-1 (%) at the last epoch" if metrics == ["top1"] else
+            "Test scores (top-1 % for vision tasks; the metric in the column header for language tasks)")
+    grouped = any(c.kind == "group" for c in board.columns)
+    return (f"{what}, mean ± sample std over the final seeds (n = seed count, shown only where it differs from the "
+            "protocol's); hyper-parameters selected on val only. Bold: best of our runs in the column; "
+            f"underlined: second; {DAGGER}: not significantly worse than the task's best "
+            f"(α = {board.settings.alpha:g}, Holm; see Statistics). Means are unweighted and shown only when every "
+            "task they need is present" + ("; the overall mean is the mean of the group means." if grouped else ".")
+            + " Params: trainable parameters of the method (M, and % of the backbone; classifier head excluded), "
+              "averaged over tasks. Cost: wall-clock hours of all grid and final runs of the row on "
+            + (", ".join(board.devices) or "the recorded device") + ".")
+
+
+def statistics_tables(board: Board) -> list[StatsTable]:
+    settings = board.settings
+    out = []
+    comparisons = sorted(board.task_tests.comparisons.values(), key=lambda c: (c.task, c.p_holm, c.method))
+    rows = [[c.task, c.best, c.method, str(c.result.n), f"{c.result.statistic:+.2f}", _ci(c.result.detail),
+             _p(c.result.p_value), _p(c.p_holm), "yes" if c.p_holm >= settings.alpha else "no"]
+            for c in comparisons]
+    if rows or board.task_tests.skipped:
+        resamples = (f"{settings.resamples} resamples" if settings.test == "bootstrap"
+                     else f"{settings.resamples} trials" if settings.test == "randomization" else "exact")
+        scored = {"top1": "top-1 from each image's right/wrong",
+                  "BLEU": "corpus BLEU recomputed from per-item sufficient statistics (sacrebleu's formula)",
+                  "ROUGE": "the mean of per-item ROUGE F1 (close to, not equal to, the bootstrap-aggregated ROUGE "
+                           "in the table)"}
+        used = [text for key, text in scored.items() if any(m.startswith(key) for m in board.metrics)]
+        note = (f"Test: {TEST_WORDS[settings.test]} ({resamples}, seed {settings.seed}), two-sided, on the "
+                f"task's primary metric ({'; '.join(used) or 'as stored'}). n = paired test items. "
+                "Difference = best − method. p (Holm): corrected over the comparisons of the task.")
+        if board.task_tests.skipped:
+            note += " Not tested: " + "; ".join(f"{t} {m} ({why})"
+                                                for (t, m), why in sorted(board.task_tests.skipped.items())) + "."
+        out.append(StatsTable("Per task: each method against the task's best",
+                              ["Task", "Best", "Method", "n", "Difference", "95% CI", "p", "p (Holm)",
+                               f"{DAGGER} (not worse)"], rows, note))
+    across = board.across
+    if across is None:
+        return out
+    if across.wilcoxon:
+        rows = [[across.best or "", method, str(result.n), f"{result.statistic:g}", _p(result.p_value), _p(p_holm)]
+                for method, (result, p_holm) in sorted(across.wilcoxon.items(), key=lambda kv: (kv[1][1], kv[0]))]
+        out.append(StatsTable(
+            "Across tasks: Wilcoxon signed-rank against the best mean",
+            ["Best", "Method", "n (tasks)", "W", "p", "p (Holm)"], rows,
+            f"Two-sided Wilcoxon signed-rank on per-task means (scipy), over the {len(across.tasks)} tasks every "
+            f"listed method has; Holm over the {len(across.wilcoxon)} comparisons. With n tasks the smallest "
+            f"possible p is 2/2^n ({2 / 2 ** len(across.tasks):.3g} here)."))
+    if across.friedman is not None:
+        friedman = across.friedman
+        rows = [[method, f"{rank:.2f}"] for method, rank in sorted(across.mean_ranks.items(),
+                                                                    key=lambda kv: (kv[1], kv[0]))]
+        cliques = "; ".join("{" + ", ".join(c) + "}" for c in across.cliques) or "none"
+        out.append(StatsTable(
+            "Across tasks: Friedman test and Nemenyi critical difference", ["Method", "Mean rank"], rows,
+            f"Friedman χ² = {friedman.statistic:.3f}, k = {len(across.mean_ranks)} methods, N = {friedman.n} tasks, "
+            f"p = {_p(friedman.p_value)} (scipy). Nemenyi critical difference at α = {settings.alpha:g}: "
+            f"CD = {across.critical_difference:.3f} mean ranks; groups not significantly different: {cliques}. "
+            "Mean-rank post-hoc verdicts depend on which methods are in the table (Benavoli et al. 2016); the "
+            "Wilcoxon–Holm rows above do not."))
+    elif across.reason:
+        out.append(StatsTable("Across tasks", [], [], f"No rank test: {across.reason}."))
+    return out
+
+
+def _p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _ci(detail: dict[str, float]) -> str:
+    if "ci_low" not in detail or "ci_high" not in detail:
+        return ""
+    return f"[{detail['ci_low']:+.2f}, {detail['ci_high']:+.2f}]"
