@@ -121,6 +121,7 @@ class RunStore:
                 return
             with os.fdopen(fd, "w") as handle:
                 handle.write(f"{os.getpid()} {_host()}\n")
+            _remove_partial_writes(run_dir)
             try:
                 yield True
             finally:
@@ -128,6 +129,13 @@ class RunStore:
                     path.unlink()
             return
         yield False
+
+
+def _remove_partial_writes(run_dir: Path) -> None:
+    """Temp files of a writer killed mid-write (kill -9 during a checkpoint); only the lock holder writes here."""
+    for partial in run_dir.glob(".*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
 
 
 def _host() -> str:

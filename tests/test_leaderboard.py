@@ -250,3 +250,24 @@ def test_committed_example_leaderboards_rebuild_byte_for_byte(tmp_path: Path) ->
     assert expected == sorted(p.name for p in tmp_path.iterdir())
     for name in expected:
         assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
+
+
+def test_language_cells_are_tested_on_corpus_bleu_and_with_sacrebleu_randomisation() -> None:
+    """On the committed mini-nlg runs: E2E compares corpus BLEU recomputed from per-item statistics; the
+    randomisation option runs sacrebleu's approximate randomisation per matched seed."""
+    store = RunStore(ROOT / "results" / "example-runs")
+    board = leaderboard.build(store, "e2e", ["mini/e2e"], None, plots=False)
+    cells = leaderboard.collect(store, ["mini/e2e"], None).cells
+    comparison = board.task_tests.comparisons[("mini/e2e", "deep_share")]
+    assert comparison.best == "full_ft"
+    best = load_examples(cells[("mini/e2e", "full_ft")].run_dirs, cells[("mini/e2e", "full_ft")].seeds, "BLEU")
+    other = load_examples(cells[("mini/e2e", "deep_share")].run_dirs, cells[("mini/e2e", "deep_share")].seeds, "BLEU")
+    assert isinstance(best, Examples) and isinstance(other, Examples) and best.is_corpus
+    assert comparison.result.detail["score_a"] == pytest.approx(cells[("mini/e2e", "full_ft")].mean, abs=1e-6)
+    direct = stats.paired_bootstrap(best.values, other.values, score=stats.bleu_from_stats, seed=12345)
+    assert comparison.result.p_value == direct.p_value
+    randomised = leaderboard.build(store, "e2e", ["mini/e2e"], None, plots=False,
+                                   settings=Settings(test="randomization", resamples=200))
+    result = randomised.task_tests.comparisons[("mini/e2e", "deep_share")].result
+    per_seed = [stats.sacrebleu_paired_bleu(other.values[i], best.values[i], "ar", n=200) for i in range(3)]
+    assert result.p_value == pytest.approx(stats.combine_seeds(per_seed, "ar").p_value)

@@ -8,7 +8,16 @@ import re
 
 from bench.leaderboard.board import Board, Entry, Row
 from bench.leaderboard.markdown import PLOT_TITLES
-from bench.leaderboard.text import DAGGER, caption, cell_text, column_header, cost_text, params_text, statistics_tables
+from bench.leaderboard.text import (
+    DAGGER,
+    caption,
+    cell_text,
+    column_header,
+    cost_text,
+    decorate,
+    params_text,
+    statistics_tables,
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -43,15 +52,8 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 
 
 def _cell(entry: Entry, row: Row) -> str:
-    text = html.escape(cell_text(entry, row))
-    if entry.place == 1:
-        text = f"<strong>{text}</strong>"
-    elif entry.place == 2:
-        text = f"<u>{text}</u>"
-    if entry.tied:
-        text += DAGGER
-    if entry.footnote:
-        text += f"<sup>{entry.footnote}</sup>"
+    text = decorate(entry, html.escape(cell_text(entry, row)), bold="<strong>{}</strong>", underline="<u>{}</u>",
+                    dagger=DAGGER, sup="<sup>{}</sup>")
     key = "" if entry.value is None else f"{entry.value:.6f}"
     return f'<td data-sort="{key}">{text}</td>'
 

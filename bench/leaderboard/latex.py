@@ -4,7 +4,15 @@ Statistics section (longtable, so long per-task lists break across pages). Copy 
 from __future__ import annotations
 
 from bench.leaderboard.board import Board, Entry, Row
-from bench.leaderboard.text import caption, cell_text, column_header, cost_text, params_text, statistics_tables
+from bench.leaderboard.text import (
+    caption,
+    cell_text,
+    column_header,
+    cost_text,
+    decorate,
+    params_text,
+    statistics_tables,
+)
 
 _REPLACEMENTS = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
@@ -21,16 +29,8 @@ def escape(text: str) -> str:
 
 
 def _cell(entry: Entry, row: Row) -> str:
-    text = escape(cell_text(entry, row))
-    if entry.place == 1:
-        text = rf"\textbf{{{text}}}"
-    elif entry.place == 2:
-        text = rf"\underline{{{text}}}"
-    if entry.tied:
-        text += r"\dag{}"
-    if entry.footnote:
-        text += rf"\textsuperscript{{{entry.footnote}}}"
-    return text
+    return decorate(entry, escape(cell_text(entry, row)), bold=r"\textbf{{{}}}", underline=r"\underline{{{}}}",
+                    dagger=r"\dag{}", sup=r"\textsuperscript{{{}}}")
 
 
 def _line(cells: list[str]) -> str:

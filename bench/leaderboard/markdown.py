@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 from bench.leaderboard.board import Board, Entry, Row
-from bench.leaderboard.text import DAGGER, caption, cell_text, column_header, cost_text, params_text, statistics_tables
+from bench.leaderboard.text import (
+    DAGGER,
+    caption,
+    cell_text,
+    column_header,
+    cost_text,
+    decorate,
+    params_text,
+    statistics_tables,
+)
 
 PLOT_TITLES = {"pareto": "Mean score vs trainable parameters", "groups": "Group means",
                "cd": "Critical-difference diagram"}
 
 
 def _cell(entry: Entry, row: Row) -> str:
-    text = cell_text(entry, row)
-    if entry.place == 1:
-        text = f"**{text}**"
-    elif entry.place == 2:
-        text = f"<ins>{text}</ins>"
-    if entry.tied:
-        text += DAGGER
-    if entry.footnote:
-        text += f"<sup>{entry.footnote}</sup>"
-    return text
+    return decorate(entry, cell_text(entry, row), bold="**{}**", underline="<ins>{}</ins>", dagger=DAGGER,
+                    sup="<sup>{}</sup>")
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:

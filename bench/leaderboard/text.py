@@ -45,6 +45,20 @@ def cell_text(entry: Entry, row: Row) -> str:
     return text
 
 
+def decorate(entry: Entry, text: str, *, bold: str, underline: str, dagger: str, sup: str) -> str:
+    """A cell's text with the format's markup: bold / underline by place, the dagger, the footnote mark
+    (bold etc. are format strings with one {} slot)."""
+    if entry.place == 1:
+        text = bold.format(text)
+    elif entry.place == 2:
+        text = underline.format(text)
+    if entry.tied:
+        text += dagger
+    if entry.footnote:
+        text += sup.format(entry.footnote)
+    return text
+
+
 def params_text(row: Row) -> tuple[str, str]:
     if row.trainable_m is None or row.trainable_percent is None:
         return "", ""
