@@ -27,6 +27,7 @@ def default_results_dir() -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
                         stream=sys.stderr)
     logging.getLogger("timm").setLevel(logging.WARNING)
@@ -79,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-interval", type=float, default=120.0, metavar="SECONDS",
                    help="write a resume checkpoint at an epoch end when this much time has passed")
     p.add_argument("--dry-run", action="store_true", help="print the plan (runs, data, estimated cost) and stop")
+    p.add_argument("--workers", default="1", metavar="N|auto",
+                   help="run N worker processes that share the plan through the run store (auto: one per GPU)")
+    p.add_argument("--shard", default=None, metavar="i/n",
+                   help="run only shard i of n of the plan (split by run, stable across machines)")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # set by --workers for its children
+    p.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)  # seconds between worker passes
     common(p, results=True)
     p.set_defaults(func=cmd_run)
 
@@ -314,29 +321,62 @@ def cmd_run(args: argparse.Namespace) -> int:
                    skip_foreign=args.method == "all")
         return 0
 
+    from bench import launch
     from bench.store import RunStore
-    from bench.train.protocol import run_protocol
+    from bench.train.protocol import Shard, run_protocol
     from bench.train.run import RunOptions, configure_threads, default_device
 
     _refuse_missing_data(tasks)
+    shard = Shard(*launch.parse_fraction(args.shard, "--shard")) if args.shard else None
+    workers = launch.resolve_workers(args.workers)
+    if workers > 1 and args.worker is None:
+        import torch
+
+        argv = [a for a in (sys.argv[1:] if args.argv is None else args.argv)]
+        argv = _without_option(argv, "--workers")
+        code = launch.spawn_workers(argv, workers, torch.cuda.device_count())
+        if code != 0:
+            return code
+        log.info("all %d workers finished; collecting the results", workers)
     configure_threads()
     device = default_device(args.device)
     precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
     options = RunOptions(device=device, precision=precision, checkpoint_interval_s=args.checkpoint_interval,
-                         progress=sys.stderr.isatty())
+                         progress=sys.stderr.isatty() and args.worker is None)
     store = RunStore(_results(args))
     log.info("run store: %s; device: %s (%s)", store.root, device, precision)
-    summaries = []
-    for task in tasks:
-        for method_cls in method_classes:
-            if args.method == "all" and _modality(task) not in method_cls.modalities:
-                continue
-            result = run_protocol(task, method_cls, store, options, stages, args.seeds, overrides)
-            if "final" in stages:
-                summaries.append(result.summary())
-    for line in summaries:
-        print(line)
+    pairs = [(task, method_cls) for task in tasks for method_cls in method_classes
+             if not (args.method == "all" and _modality(task) not in method_cls.modalities)]
+    results = {}
+
+    def run_pair(pair: tuple[Any, Any]) -> bool:
+        result = run_protocol(pair[0], pair[1], store, options, stages, args.seeds, overrides, shard)
+        results[(pair[0].name, pair[1].name)] = result
+        return result.complete
+
+    if args.worker is not None:
+        index, _ = launch.parse_fraction(args.worker, "--worker")
+        launch.work_until_done(pairs, run_pair, offset=index, poll_s=args.poll)
+        return 0
+    for pair in pairs:
+        run_pair(pair)
+    if "final" in stages:
+        for task, method_cls in pairs:
+            print(results[(task.name, method_cls.name)].summary())
     return 0
+
+
+def _without_option(argv: list[str], name: str) -> list[str]:
+    """argv without `name VALUE` / `name=VALUE` (the parent's own launcher option)."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == name:
+            skip = True
+        elif not item.startswith(name + "="):
+            out.append(item)
+    return out
 
 
 def _modality(task: Any) -> str:

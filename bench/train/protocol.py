@@ -6,6 +6,7 @@ Diverged grid runs are skipped by selection; if every grid run diverged, the tas
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -17,7 +18,7 @@ from bench.errors import BenchError
 from bench.method import GridValue, Method
 from bench.spec import AnyTaskSpec, TextTaskSpec
 from bench.store import RunStore
-from bench.train.run import OPTIM_KEYS, RunConfig, RunOptions, execute_run
+from bench.train.run import FRESH, OPTIM_KEYS, RunConfig, RunOptions, execute_run
 
 log = logging.getLogger("bench.protocol")
 STAGES = ("grid", "final")
@@ -143,6 +144,19 @@ def select_on_val(records: list[dict[str, Any]], metric: str = "top1") -> dict[s
     }
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Run i of every n runs (`--shard i/n`): a run belongs to the shard its description hashes to, so the
+    split is stable across machines and balanced over tasks, methods, grid points and seeds."""
+
+    index: int
+    count: int
+
+    def owns(self, config: RunConfig) -> bool:
+        digest = hashlib.sha256(config.describe().encode()).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+
 @dataclass
 class TaskResult:
     task: str
@@ -150,6 +164,7 @@ class TaskResult:
     selection: dict[str, Any] | None
     final: list[dict[str, Any]]
     metric: str = "top1"
+    complete: bool = True  # every requested run has a record (False: held by other workers or other shards)
 
     def test_scores(self) -> list[float]:
         return [r["metrics"][self.metric] for r in self.final if r["status"] == "completed"]
@@ -166,13 +181,17 @@ class TaskResult:
 
 def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, options: RunOptions,
                  stages: tuple[str, ...] = STAGES, seeds: list[int] | None = None,
-                 overrides: dict[str, GridValue] | None = None) -> TaskResult:
-    """Run the requested stages for one (task, method); finished runs are reused, never repeated."""
+                 overrides: dict[str, GridValue] | None = None, shard: Shard | None = None) -> TaskResult:
+    """Run the requested stages for one (task, method); finished runs are reused, never repeated.
+
+    Runs held by another live process, and with `shard` the runs of other shards, are left to them: the result
+    is then marked incomplete, and the final stage waits until the whole grid is recorded."""
     from tqdm import tqdm
 
     settings = method_settings(task, method_cls, overrides)
     points = grid_points(settings)
     selection: dict[str, Any] | None = None
+    complete = True
     if len(points) == 1:
         selection = {"rule": "fixed (single-point grid)", "point": points[0]}
     elif "grid" in stages or "final" in stages:
@@ -180,13 +199,15 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
         records = []
         for config in tqdm(configs, desc=f"{task.name} {method_cls.name} grid", disable=not options.progress,
                            leave=False):
-            if "grid" not in stages:
+            if "grid" not in stages or (shard is not None and not shard.owns(config)):
                 record = _existing(config, store, options)
-                if record is None:
+                if record is None and "grid" not in stages and shard is None:
                     raise BenchError(
                         f"final stage needs the grid of {task.name} / {method_cls.name}, which is not complete.",
                         hint="Run `--stage grid` first, or fix every grid axis with --set to skip the search.",
                     )
+                if record is None:
+                    continue  # another shard's run, not recorded yet
             else:
                 record = execute_run(config, method_cls, store, options)
                 if record is None:
@@ -194,9 +215,9 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
                 _log_result(record)
             records.append(record)
         if len(records) < len(configs):
-            log.warning("%d grid runs of %s / %s are held by other processes; selection waits for them",
-                        len(configs) - len(records), task.name, method_cls.name)
-            return TaskResult(task.name, method_cls.name, None, [], task.primary_metric)
+            log.info("%d grid runs of %s / %s are not recorded yet (other workers or shards); the final stage "
+                     "waits for them", len(configs) - len(records), task.name, method_cls.name)
+            return TaskResult(task.name, method_cls.name, None, [], task.primary_metric, complete=False)
         metric = task.primary_metric
         selection = select_on_val(records, metric)
         log.info("selected for %s / %s: %s (val %s %.2f)", task.name, method_cls.name,
@@ -206,11 +227,17 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
         for seed in tqdm(seeds or task.protocol.seeds, desc=f"{task.name} {method_cls.name} final",
                          disable=not options.progress, leave=False):
             config = make_config(task, method_cls, settings, selection["point"], "final", seed)
-            record = execute_run(config, method_cls, store, options, selection)
-            if record is not None:
-                _log_result(record)
+            if shard is not None and not shard.owns(config):
+                record = _existing(config, store, options)
+            else:
+                record = execute_run(config, method_cls, store, options, selection)
+                if record is not None:
+                    _log_result(record)
+            if record is None:
+                complete = False
+            else:
                 final.append(record)
-    return TaskResult(task.name, method_cls.name, selection, final, task.primary_metric)
+    return TaskResult(task.name, method_cls.name, selection, final, task.primary_metric, complete=complete)
 
 
 def _existing(config: RunConfig, store: RunStore, options: RunOptions) -> dict[str, Any] | None:
@@ -224,8 +251,10 @@ def _point_text(point: dict[str, GridValue]) -> str:
 
 
 def _log_result(record: dict[str, Any]) -> None:
+    """Runs done now at INFO; runs read back from the store (a resumed command) only at DEBUG."""
+    level = logging.INFO if record.pop(FRESH, False) else logging.DEBUG
     run, metrics = record["run"], record["metrics"]
     name = metrics.get("primary", "top1")
     score = "diverged" if record["status"] != "completed" else f"{metrics['split']} {name} {metrics[name]:.2f}"
-    log.info("%s %s %s seed=%s %s: %s (%.1f s)", run["task"], run["method"], run["stage"], run["seed"],
+    log.log(level, "%s %s %s seed=%s %s: %s (%.1f s)", run["task"], run["method"], run["stage"], run["seed"],
              _point_text(point_of(record)), score, record["cost"]["wall_s"])

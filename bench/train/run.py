@@ -134,11 +134,15 @@ def key_of(config: RunConfig, options: RunOptions) -> str:
     return run_key(config.identity(fingerprints))
 
 
+FRESH = "_fresh"
+
+
 def execute_run(config: RunConfig, method_cls: type[Method], store: RunStore, options: RunOptions,
                 selection: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Run once (or return the existing record). None when another live process holds the run.
 
     `selection` (how a final run's hyper-parameters were chosen) is stored in the record as provenance.
+    A record produced by this call (not read from the store) carries FRESH = True, which is never stored.
     """
     fingerprints = data_fingerprints(config.task, [*config.train_splits, config.eval_split], options)
     identity = config.identity(fingerprints)
@@ -165,7 +169,7 @@ def execute_run(config: RunConfig, method_cls: type[Method], store: RunStore, op
             record["selection"] = selection
         store.write(run_dir, record)
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
-        return record
+        return {**record, FRESH: True}
 
 
 def _seed_everything(seed: int) -> None:

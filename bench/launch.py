@@ -1,0 +1,103 @@
+"""Local launcher: `bench run --workers N` starts N worker processes (one per GPU when there are GPUs) that share
+one plan through the run store.
+
+There is no central queue to lose: every worker walks the whole plan (each from a different starting pair)
+and runs whatever is neither recorded nor locked; the per-run lock file makes sure no run is executed or written
+twice, and a worker that dies leaves its lock to be taken over. A worker keeps passing over the plan until every
+run is recorded, so final stages start as soon as other workers finish the grid they wait for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, TypeVar
+
+log = logging.getLogger("bench.launch")
+Pair = TypeVar("Pair")
+
+
+def parse_fraction(text: str, what: str) -> tuple[int, int]:
+    """'i/n' with 0 <= i < n, for --shard and --worker."""
+    from bench.errors import BenchError
+
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or n < 1 or not 0 <= i < n:
+        raise BenchError(f"{what} expects i/n with 0 <= i < n (e.g. 0/4), got {text!r}.")
+    return i, n
+
+
+def resolve_workers(text: str) -> int:
+    """'auto' = one worker per visible CUDA device (1 without GPUs); otherwise a positive number."""
+    from bench.errors import BenchError
+
+    if text == "auto":
+        import torch
+
+        return max(1, torch.cuda.device_count())
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise BenchError(f"--workers expects a positive number or 'auto', got {text!r}.")
+    return count
+
+
+def work_until_done(pairs: Sequence[Pair], run_pair: Callable[[Pair], bool], offset: int, poll_s: float) -> None:
+    """Pass over the pairs (starting at `offset`) until run_pair reports each of them complete."""
+    pending = list(pairs[offset % len(pairs):]) + list(pairs[:offset % len(pairs)]) if pairs else []
+    while pending:
+        pending = [pair for pair in pending if not run_pair(pair)]
+        if pending:
+            time.sleep(poll_s)
+
+
+def spawn_workers(argv: Sequence[str], count: int, gpus: int) -> int:
+    """Run `bench <argv> --worker i/count` in `count` processes; with GPUs, worker i sees only GPU i % gpus.
+    Their output is prefixed with the worker number. Returns the worst exit code."""
+    import bench
+
+    source_root = str(Path(bench.__file__).resolve().parents[1])
+    cores = os.cpu_count() or 1
+    processes = []
+    for index in range(count):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source_root,
+                                                                          os.environ.get("PYTHONPATH")]))}
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+        else:
+            env.setdefault("OMP_NUM_THREADS", str(max(1, cores // count)))
+        command = [sys.executable, "-m", "bench.cli", *argv, "--worker", f"{index}/{count}"]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        processes.append(process)
+    relays = [threading.Thread(target=_relay, args=(p.stdout, f"[worker {i}] "), daemon=True)
+              for i, p in enumerate(processes)]
+    for relay in relays:
+        relay.start()
+    codes = [p.wait() for p in processes]
+    for relay in relays:
+        relay.join()
+    failed = [i for i, code in enumerate(codes) if code != 0]
+    if failed:
+        log.error("workers %s exited with codes %s; their unfinished runs are not recorded (run the same command "
+                  "again to finish them)", failed, [codes[i] for i in failed])
+    return max(codes, default=0)
+
+
+def _relay(stream: IO[str] | None, prefix: str) -> None:
+    if stream is None:
+        return
+    for line in stream:
+        sys.stderr.write(prefix + line)
+    stream.close()

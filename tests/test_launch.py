@@ -1,0 +1,67 @@
+"""Launchers: several local worker processes on one store record every run exactly once; --shard i/n splits a
+plan into disjoint parts whose union is the whole plan."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+METHODS = "linear,full_ft,bitfit"
+
+
+def records(root: Path) -> set[str]:
+    return {str(p.parent.relative_to(root)) for p in root.rglob("run.json")}
+
+
+def run(tasks_dir: Path, results: Path, *extra: str) -> int:
+    return main(["run", "--task", "tiny", "--method", METHODS, "--tasks-dir", str(tasks_dir),
+                 "--results", str(results), *extra])
+
+
+@pytest.fixture()
+def reference_plan(tiny_tasks_dir: Path, tmp_path: Path) -> set[str]:
+    """The run folders of one plain process: the keys are content hashes, so any launcher must give the same."""
+    assert run(tiny_tasks_dir, tmp_path / "single") == 0
+    return records(tmp_path / "single")
+
+
+def test_concurrent_workers_record_every_run_exactly_once(tiny_tasks_dir: Path, tmp_path: Path,
+                                                          reference_plan: set[str],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    results = tmp_path / "workers"
+    assert run(tiny_tasks_dir, results, "--workers", "3", "--poll", "0.2") == 0
+    captured = capsys.readouterr()
+    assert records(results) == reference_plan and len(reference_plan) > 10
+    leftovers = [p.name for p in results.rglob("*") if p.is_file() and p.name != "run.json"
+                 and p.suffix not in (".npz",)]
+    assert leftovers == []  # no lock, checkpoint or temp file
+    ran = re.findall(r"\[worker (\d)\] tiny/colors \S+ (?:grid|final) seed=", captured.err)
+    assert len(ran) == len(reference_plan)  # each run executed once, by some worker
+    assert len(set(ran)) >= 2, "only one worker did any work"
+    assert captured.out.count("tiny/colors") == 3  # the parent's summary, one line per method
+
+
+def test_shards_split_the_plan_into_disjoint_parts(tiny_tasks_dir: Path, tmp_path: Path,
+                                                   reference_plan: set[str]) -> None:
+    results = tmp_path / "shards"
+    parts = []
+    for index in range(2):
+        before = records(results) if results.exists() else set()
+        assert run(tiny_tasks_dir, results, "--stage", "grid", "--shard", f"{index}/2") == 0
+        parts.append(records(results) - before)
+    assert parts[0] and parts[1] and not parts[0] & parts[1]
+    assert parts[0] | parts[1] == {r for r in reference_plan if "/grid/" in r}
+    for index in range(2):
+        assert run(tiny_tasks_dir, results, "--stage", "final", "--shard", f"{index}/2") == 0
+    assert records(results) == reference_plan
+
+
+def test_launcher_options_are_checked(tiny_tasks_dir: Path, tmp_path: Path) -> None:
+    assert run(tiny_tasks_dir, tmp_path, "--shard", "2/2") == 2
+    assert run(tiny_tasks_dir, tmp_path, "--shard", "one") == 2
+    assert run(tiny_tasks_dir, tmp_path, "--workers", "0") == 2
+    assert not tmp_path.joinpath("tiny").exists()
