@@ -84,7 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run N worker processes that share the plan through the run store (auto: one per GPU)")
     p.add_argument("--shard", default=None, metavar="i/n",
                    help="run only shard i of n of the plan (split by run, stable across machines)")
-    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # set by --workers for its children
+    p.add_argument("--launcher", choices=["local", "slurm", "submitit-local"], default="local",
+                   help="local processes (default), a Slurm job array through submitit, or submitit's local "
+                        "executor (same code path as slurm, for testing)")
+    p.add_argument("--slurm-jobs", type=int, default=None, help="array tasks (default: --workers)")
+    p.add_argument("--slurm-partition", default=None)
+    p.add_argument("--slurm-time", type=int, default=240, metavar="MINUTES", help="time limit per array task")
+    p.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per array task")
+    p.add_argument("--slurm-parallelism", type=int, default=64, help="array tasks running at once")
+    p.add_argument("--slurm-folder", type=Path, default=Path("results/slurm"), help="submitit logs and pickles")
+    p.add_argument("--wait", action="store_true", help="slurm: wait for the array and print the summary")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # set by the launchers for their workers
     p.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)  # seconds between worker passes
     common(p, results=True)
     p.set_defaults(func=cmd_run)
@@ -329,11 +339,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     _refuse_missing_data(tasks)
     shard = Shard(*launch.parse_fraction(args.shard, "--shard")) if args.shard else None
     workers = launch.resolve_workers(args.workers)
-    if workers > 1 and args.worker is None:
+    # Workers get the same command plus --worker i/n, which keeps them from launching workers of their own.
+    argv = list(sys.argv[1:] if args.argv is None else args.argv)
+    if args.launcher != "local" and args.worker is None:
+        if not _submit_array(args, argv, workers):
+            return 0
+    elif workers > 1 and args.worker is None:
         import torch
 
-        argv = [a for a in (sys.argv[1:] if args.argv is None else args.argv)]
-        argv = _without_option(argv, "--workers")
         code = launch.spawn_workers(argv, workers, torch.cuda.device_count())
         if code != 0:
             return code
@@ -366,17 +379,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _without_option(argv: list[str], name: str) -> list[str]:
-    """argv without `name VALUE` / `name=VALUE` (the parent's own launcher option)."""
-    out, skip = [], False
-    for item in argv:
-        if skip:
-            skip = False
-        elif item == name:
-            skip = True
-        elif not item.startswith(name + "="):
-            out.append(item)
-    return out
+def _submit_array(args: argparse.Namespace, argv: list[str], workers: int) -> bool:
+    """Submit the workers as a job array; True when the array has finished (waited for) here."""
+    try:
+        from bench import slurm
+    except ImportError as exc:
+        raise BenchError("--launcher slurm needs submitit, which is not installed.",
+                         hint="pip install 'peft-bench[slurm]' (or pip install submitit).") from exc
+    jobs = args.slurm_jobs or workers
+    if jobs < 1 or args.slurm_time < 1 or args.slurm_gpus < 0 or args.slurm_parallelism < 1:
+        raise BenchError("--slurm-jobs, --slurm-time and --slurm-parallelism must be positive, --slurm-gpus >= 0.")
+    local = args.launcher == "submitit-local"
+    settings = slurm.SlurmSettings(jobs=jobs, folder=args.slurm_folder.resolve(), partition=args.slurm_partition,
+                                   time_min=args.slurm_time, gpus_per_job=0 if local else args.slurm_gpus,
+                                   parallelism=args.slurm_parallelism, wait=args.wait or local)
+    slurm.submit(argv, settings, cluster="local" if local else None)
+    if not settings.wait:
+        print(f"submitted {jobs} array tasks; logs in {settings.folder}. Run the same command again (or "
+              "`bench leaderboard`) when they have finished.")
+    return settings.wait
 
 
 def _modality(task: Any) -> str:

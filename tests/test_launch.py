@@ -65,3 +65,18 @@ def test_launcher_options_are_checked(tiny_tasks_dir: Path, tmp_path: Path) -> N
     assert run(tiny_tasks_dir, tmp_path, "--shard", "one") == 2
     assert run(tiny_tasks_dir, tmp_path, "--workers", "0") == 2
     assert not tmp_path.joinpath("tiny").exists()
+
+
+def test_slurm_path_through_submitits_local_executor(tiny_tasks_dir: Path, tmp_path: Path,
+                                                     reference_plan: set[str],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The Slurm launcher's code (job array of Checkpointable workers) run by submitit's local executor."""
+    results, logs = tmp_path / "array", tmp_path / "slurm"
+    assert run(tiny_tasks_dir, results, "--launcher", "submitit-local", "--workers", "2", "--poll", "0.2",
+               "--slurm-folder", str(logs)) == 0
+    assert records(results) == reference_plan
+    assert len(list(logs.glob("*_log.out"))) == 2  # one log per array task
+    for task_log in logs.glob("*_log.err"):
+        text = task_log.read_text()
+        assert "run store:" in text and "Job completed successfully" in text, text[-2000:]
+    assert capsys.readouterr().out.count("tiny/colors") == 3
