@@ -126,7 +126,8 @@ class ProtocolSpec(StrictModel):
     final_stage: StageSpec = StageSpec(train=["train", "val"], eval="test")
     grid_seed: int = Field(42, description="seed of every grid run (the official VTAB grid ran unseeded)")
     seeds: list[int] = Field(default_factory=lambda: list(PAPER_SEEDS), min_length=1)
-    eval_every: int = Field(10, gt=0, description="evaluate the stage's eval split every N epochs and at the end")
+    eval_every: int = Field(10, gt=0, description="grid runs evaluate val every N epochs and at the end; "
+                                                  "final runs evaluate test once, at the end")
     eval_batch_size: int = Field(256, gt=0)
     methods: dict[str, MethodOverride] = Field(default_factory=dict)
 

@@ -271,3 +271,13 @@ def test_language_cells_are_tested_on_corpus_bleu_and_with_sacrebleu_randomisati
     result = randomised.task_tests.comparisons[("mini/e2e", "deep_share")].result
     per_seed = [stats.sacrebleu_paired_bleu(other.values[i], best.values[i], "ar", n=200) for i in range(3)]
     assert result.p_value == pytest.approx(stats.combine_seeds(per_seed, "ar").p_value)
+
+
+def test_a_damaged_predictions_file_skips_that_test_with_the_reason(toy_store: Path) -> None:
+    damaged = next((toy_store / "toy/a/weak/final").glob("*/predictions.npz"))
+    damaged.write_bytes(b"not a zip file")
+    board = build(toy_store)
+    assert ("toy/a", "weak") not in board.task_tests.comparisons
+    assert "unreadable per-example file" in board.task_tests.skipped[("toy/a", "weak")]
+    assert row(board, "weak").entries[0].value is not None and not row(board, "weak").entries[0].tied
+    assert ("toy/b", "weak") in board.task_tests.comparisons

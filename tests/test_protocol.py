@@ -82,6 +82,25 @@ def test_full_protocol_on_tiny_task(tiny_tasks_dir: Path, tmp_path: Path) -> Non
     assert result.test_scores() == [r["metrics"]["top1"] for r in sorted(final, key=lambda r: r["run"]["seed"])]
 
 
+def test_test_split_is_evaluated_once_per_final_run_and_never_by_the_grid(
+        tiny_tasks_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.train.run as run_module
+
+    calls: list[int] = []
+    original = run_module._evaluate
+
+    def counting(model: Any, batches: Any, *args: Any) -> Any:
+        calls.append(len(batches))
+        return original(model, batches, *args)
+
+    monkeypatch.setattr(run_module, "_evaluate", counting)
+    task = tiny_task(tiny_tasks_dir)  # 3 epochs, eval_every 1; val has 12 images, test 20
+    assert task.protocol.eval_every == 1 and task.protocol.epochs == 3
+    run_protocol(task, registry.get_method("linear"), RunStore(tmp_path / "runs"), RunOptions())
+    assert calls.count(12) == 4 * 3  # grid: val after every epoch, 4 grid points
+    assert calls.count(20) == 2  # final: test once per seed, at the end
+
+
 def test_rerun_is_a_noop_and_same_seed_gives_same_metrics(tiny_tasks_dir: Path, tmp_path: Path) -> None:
     task = tiny_task(tiny_tasks_dir)
     method = registry.get_method("full_ft")

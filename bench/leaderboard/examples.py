@@ -8,6 +8,7 @@ for corpus metrics (BLEU sufficient statistics), a number for mean metrics (ROUG
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,10 @@ def load_examples(run_dirs: tuple[str, ...], seeds: tuple[int, ...], metric: str
     rows: list[np.ndarray] = []
     items: np.ndarray | None = None
     for run_dir in run_dirs:
-        loaded = _load_one(Path(run_dir), metric)
+        try:
+            loaded = _load_one(Path(run_dir), metric)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+            return f"unreadable per-example file in {run_dir} ({type(exc).__name__}: {exc})"
         if isinstance(loaded, str):
             return loaded
         run_items, values = loaded

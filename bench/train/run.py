@@ -246,7 +246,9 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
             log.warning("diverged: %s (non-finite loss at epoch %d)", config.describe(), epoch)
             break
         last = epoch == epochs - 1
-        if last or (epoch + 1) % task.protocol.eval_every == 0:
+        # Test is evaluated once, at the end of a final run (all the protocol reports); evaluating it every
+        # eval_every epochs, as the VPT code does, can cost more than the training. Val (grid) is cheap.
+        if last or (config.stage == "grid" and (epoch + 1) % task.protocol.eval_every == 0):
             top1, predictions = _evaluate(model, eval_batches, task.protocol.eval_batch_size, autocast, device)
             entry[f"{config.eval_split}_top1"] = top1
         history.append(entry)
