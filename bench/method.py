@@ -41,6 +41,8 @@ class Method(ABC):
       grid             default search grid (base_lr, weight_decay and/or HParams fields); None = protocol's
       warmup_epochs    None = protocol's
       trains_backbone  True puts the backbone in train mode (dropout on), as full fine-tuning does
+      head_only        True when attach() changes nothing in the backbone and only the head trains (linear
+                       probing): the runner then computes the frozen features once and trains on them
       modalities       the task kinds the method applies to ("vision", "language")
     """
 
@@ -50,6 +52,7 @@ class Method(ABC):
     grid: ClassVar[dict[str, list[GridValue]] | None] = None
     warmup_epochs: ClassVar[int | None] = None
     trains_backbone: ClassVar[bool] = False
+    head_only: ClassVar[bool] = False  # True: nothing but the head trains, so backbone features can be cached
     modalities: ClassVar[tuple[str, ...]] = ("vision", "language")  # `--method all` skips the others
     source: ClassVar[str] = ""  # file or entry point the method came from, for messages
 

@@ -158,3 +158,32 @@ def test_final_stage_alone_needs_a_finished_grid(tiny_tasks_dir: Path, tmp_path:
     task = tiny_task(tiny_tasks_dir)
     with pytest.raises(BenchError, match="Run `--stage grid` first"):
         run_protocol(task, registry.get_method("linear"), RunStore(tmp_path / "r"), RunOptions(), stages=("final",))
+
+
+def test_linear_probing_trains_on_cached_features_with_the_same_results(
+        tiny_tasks_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.train.run as run_module
+
+    forwards: list[int] = []
+    original = run_module.CACHES.backbone
+
+    def counted(task: Any) -> Any:
+        backbone = original(task)
+        backbone.register_forward_hook(lambda module, args, output: forwards.append(len(args[0])))
+        return backbone
+
+    monkeypatch.setattr(run_module.CACHES, "backbone", counted)
+    run_module.CACHES.feature_sets.clear()
+    task = tiny_task(tiny_tasks_dir)
+    linear = registry.get_method("linear")
+    cached = run_protocol(task, linear, RunStore(tmp_path / "cached"), RunOptions())
+    # train (24) and val (12) once for the grid, train+val (36) and test (20) once for the final seeds
+    assert sum(forwards) == 24 + 12 + 36 + 20
+    forwards.clear()
+    plain = run_protocol(task, linear, RunStore(tmp_path / "plain"), RunOptions(feature_cache=False))
+    assert sum(forwards) > 10 * (24 + 12)  # every epoch of every run goes through the backbone
+    for a, b in zip(cached.final, plain.final, strict=True):
+        assert a["metrics"]["top1"] == b["metrics"]["top1"]
+        assert [h["train_loss"] for h in a["history"]] == pytest.approx([h["train_loss"] for h in b["history"]],
+                                                                         rel=1e-5)
+    assert cached.selection == plain.selection

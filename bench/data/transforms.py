@@ -80,3 +80,38 @@ class ImageBatches:
                 top, left = round((h - size) / 2.0), round((w - size) / 2.0)
             pieces.append(image[top : top + size, left : left + size])
         return torch.stack(pieces).to(self.device)
+
+
+class FeatureBatches:
+    """The same batches as ImageBatches, but of frozen-backbone features computed once (linear probing).
+
+    Valid only when the training transform is deterministic (no flip, no random crop) and the backbone is frozen
+    in eval mode: then every epoch would recompute exactly these features. The shuffling draws the same
+    permutation from the generator as ImageBatches.epoch, so runs see the same batches in the same order.
+    """
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        self.features = features
+        self.labels = labels
+
+    @staticmethod
+    def usable(images: ImageSpec) -> bool:
+        return not images.flip and (images.crop is None or images.train_crop != "random")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def epoch(self, batch_size: int, generator: torch.Generator, drop_last: bool = False
+              ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.randperm(len(self), generator=generator)
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size].to(self.features.device)
+            if drop_last and len(index) < batch_size:
+                break
+            yield self.features[index], self.labels[index]
+
+    def in_order(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(self), batch_size):
+            index = torch.arange(start, min(start + batch_size, len(self)))
+            on_device = index.to(self.features.device)
+            yield index, self.features[on_device], self.labels[on_device]

@@ -41,8 +41,10 @@ class PeftModel(nn.Module):
         self.method_trainable = sum(p.numel() for p in attached.parameters() if p.requires_grad)
         self.method_stored = method.stored_parameter_count(attached)
 
+    inputs_are_features = False  # set by the runner when it feeds cached backbone features (linear probing)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(images))
+        return self.head(images if self.inputs_are_features else self.backbone(images))
 
     def train(self, mode: bool = True) -> PeftModel:
         super().train(mode)

@@ -17,6 +17,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 
 from bench.backbones import Backbone, build_backbone
 from bench.data.tensor_store import DecodedSplit, concat_splits, load_split
-from bench.data.transforms import ImageBatches
+from bench.data.transforms import FeatureBatches, ImageBatches
 from bench.method import Method
 from bench.spec import AnyTaskSpec, TaskSpec, TextTaskSpec
 from bench.store import CHECKPOINT, PREDICTIONS, SCHEMA_VERSION, RunStore, atomic_write_bytes, run_key
@@ -92,6 +93,7 @@ class RunOptions:
     checkpoint_interval_s: float = 120.0
     cache_dir: Path | None = None
     progress: bool = False
+    feature_cache: bool = True  # head-only methods train on cached frozen features (equal up to float rounding)
 
 
 class _Caches:
@@ -101,6 +103,7 @@ class _Caches:
         self.backbones: dict[str, Backbone] = {}
         self.splits: dict[tuple[str, str], DecodedSplit] = {}
         self.language_backbones: dict[str, Any] = {}
+        self.feature_sets: dict[tuple[Any, ...], FeatureBatches] = {}
 
     def backbone(self, task: TaskSpec) -> Backbone:
         key = task.backbone.model_dump_json()
@@ -110,6 +113,26 @@ class _Caches:
                 torch.manual_seed(0)
                 self.backbones[key] = build_backbone(task.backbone)
         return copy.deepcopy(self.backbones[key])
+
+    def features(self, task: TaskSpec, model: PeftModel, device: torch.device, autocast: bool
+                 ) -> Callable[[tuple[str, ...], ImageBatches | FeatureBatches], FeatureBatches]:
+        """Frozen-backbone features of a split (evaluation transform, no grad), computed once per process for
+        a (task data, backbone, device, precision): a linear-probing grid then trains heads only."""
+
+        def get(splits: tuple[str, ...], batches: ImageBatches | FeatureBatches) -> FeatureBatches:
+            assert isinstance(batches, ImageBatches)
+            key = (task.data.model_dump_json(), task.backbone.model_dump_json(), splits, str(device), autocast)
+            if key not in self.feature_sets:
+                model.eval()
+                chunks = []
+                with torch.no_grad():
+                    for _, images, _ in batches.in_order(task.protocol.eval_batch_size):
+                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                            chunks.append(model.backbone(images).float())
+                self.feature_sets[key] = FeatureBatches(torch.cat(chunks), batches.labels)
+            return self.feature_sets[key]
+
+        return get
 
     def split(self, task: TaskSpec, name: str, options: RunOptions) -> DecodedSplit:
         key = (task.data.model_dump_json(), name)
@@ -185,13 +208,19 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
     started = time.time()
     train_split = concat_splits([CACHES.split(task, s, options) for s in config.train_splits])
     eval_split = CACHES.split(task, config.eval_split, options)
-    train_batches = ImageBatches(train_split, task.data.images, device)
-    eval_batches = ImageBatches(eval_split, task.data.images, device)
+    train_batches: ImageBatches | FeatureBatches = ImageBatches(train_split, task.data.images, device)
+    eval_batches: ImageBatches | FeatureBatches = ImageBatches(eval_split, task.data.images, device)
 
     backbone = CACHES.backbone(task)
     _seed_everything(config.seed)
     method = method_cls(method_cls.parse_hparams(config.hparams))
     model = PeftModel(backbone, method, task.data.num_classes).to(device)
+    autocast = options.precision == "bf16"
+    if options.feature_cache and method_cls.head_only and FeatureBatches.usable(task.data.images):
+        features = CACHES.features(task, model, device, autocast)
+        train_batches = features(config.train_splits, train_batches)
+        eval_batches = features((config.eval_split,), eval_batches)
+        model.inputs_are_features = True
     lr = effective_lr(optim["base_lr"], optim["batch_size"], optim["lr_scale_batch"])
     optimizer = build_optimizer(model, optim["optimizer"], lr, optim["weight_decay"], optim["momentum"])
 
@@ -208,7 +237,6 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
         log.info("resuming %s at epoch %d", config.describe(), start_epoch)
 
     epochs, warmup = optim["epochs"], optim["warmup_epochs"]
-    autocast = options.precision == "bf16"
     train_seconds, train_images = 0.0, 0
     last_checkpoint = time.time()
     status, predictions = "completed", None
@@ -316,8 +344,8 @@ def build_record(config: RunConfig, key: str, status: str, identity: dict[str, A
 
 
 @torch.no_grad()
-def _evaluate(model: PeftModel, batches: ImageBatches, batch_size: int, autocast: bool, device: torch.device
-              ) -> tuple[float, dict[str, np.ndarray]]:
+def _evaluate(model: PeftModel, batches: ImageBatches | FeatureBatches, batch_size: int, autocast: bool,
+              device: torch.device) -> tuple[float, dict[str, np.ndarray]]:
     model.eval()
     preds, labels, indices = [], [], []
     for index, images, target in batches.in_order(batch_size):
