@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-per-pair", type=int, default=25,
                    help="leaderboard: grid + final runs per (task, method); 20 tasks x 20 methods (default 25)")
     p.add_argument("--items", type=int, default=2000, help="leaderboard: test predictions per final run")
+    p.add_argument("--project", default="vtab", metavar="SUITE",
+                   help="methods: project the GPU-hours of this suite's whole protocol from the measured images/s "
+                        "('' to skip; default vtab)")
     p.add_argument("--length", type=int, default=64, help="peft: tokens per sequence")
     p.add_argument("--task", default="mini/novel_shapes", help="task whose backbone and input size are used")
     p.add_argument("--method", default="all", help="comma-separated methods or 'all'")
@@ -293,6 +296,16 @@ def cmd_perf(args: argparse.Namespace) -> int:
     precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
     base, costs = measure(task, classes, args.batch, args.steps, device, precision)
     print(report(task, base, costs, args.batch, device, precision))
+    if args.project:
+        from bench.perf import project_protocol, projection_report
+
+        _, suite_tasks = registry.resolve_tasks(args.project, _dirs(args, "tasks_dir"))
+        vision = [t for t in suite_tasks if isinstance(t, TaskSpec)]
+        by_name = dict(zip(names, classes, strict=True))
+        projections = {c.method: project_protocol(vision, by_name[c.method], args.batch / c.seconds,
+                                                  args.batch / c.eval_seconds) for c in costs}
+        suite_backbone = vision[0].backbone.model if vision else "?"
+        print(projection_report(args.project, task.backbone.model, device, precision, projections, suite_backbone))
     return 0
 
 

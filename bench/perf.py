@@ -28,6 +28,19 @@ class StepCost:
     method: str
     seconds: float
     ratio: float
+    eval_seconds: float = 0.0  # one no-grad forward of the same batch
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Training and evaluation images of a suite's whole protocol (full grid, every final seed) for one
+    method, and the hours they take at measured images/s."""
+
+    tasks: int
+    train_images: int
+    eval_images: int
+    unknown_sizes: list[str]
+    hours: float
 
 
 def _sync(device: torch.device) -> None:
@@ -70,6 +83,7 @@ def measure(task: TaskSpec, method_classes: list[type[Method]], batch: int, step
         loss.backward()
 
     runners: list[tuple[str, Callable[[], None]]] = []
+    evaluators: dict[str, Callable[[], None]] = {}
     for method_cls in method_classes:
         model = PeftModel(build_backbone(spec), method_cls(), task.data.num_classes).to(device).train()
         optimizer = build_optimizer(model, method_cls.optimizer or "sgd", lr=1e-6, weight_decay=0.0)
@@ -81,7 +95,12 @@ def measure(task: TaskSpec, method_classes: list[type[Method]], batch: int, step
             loss.backward()
             optimizer.step()
 
+        def method_eval(model: PeftModel = model) -> None:
+            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                model(images)
+
         runners.append((method_cls.name, method_step))
+        evaluators[method_cls.name] = method_eval
 
     for _ in range(warmup):
         reference_step()
@@ -89,13 +108,49 @@ def measure(task: TaskSpec, method_classes: list[type[Method]], batch: int, step
             step()
     reference: list[float] = []
     timings: dict[str, list[float]] = {name: [] for name, _ in runners}
+    eval_timings: dict[str, list[float]] = {name: [] for name, _ in runners}
     for _ in range(steps):
         reference.append(_time(reference_step, device))
         for name, step in runners:
             timings[name].append(_time(step, device))
+            eval_timings[name].append(_time(evaluators[name], device))
     base = statistics.median(reference)
-    costs = [StepCost(name, statistics.median(t), statistics.median(t) / base) for name, t in timings.items()]
+    costs = [StepCost(name, statistics.median(t), statistics.median(t) / base, statistics.median(eval_timings[name]))
+             for name, t in timings.items()]
     return base, costs
+
+
+def project_protocol(tasks: list[TaskSpec], method_cls: type[Method], train_per_s: float, eval_per_s: float
+                     ) -> Projection:
+    """Count the images the protocol trains and evaluates on (from the specs: grid size, epochs, splits, seeds;
+    eval_every for val; test once per final run) and divide by the measured rates. Splits whose size is unknown
+    until the data is there are listed and left out."""
+    from bench.plan import count_examples
+    from bench.train.protocol import grid_points, method_settings
+
+    train = evaluated = 0
+    unknown: list[str] = []
+
+    def size(task: TaskSpec, split: str) -> int:
+        count = count_examples(task, split)
+        if count is None:
+            unknown.append(f"{task.name}:{split}")
+        return count or 0
+
+    for task in tasks:
+        settings = method_settings(task, method_cls)
+        points = len(grid_points(settings))
+        protocol = task.protocol
+        grid_runs = points if points > 1 else 0
+        seeds = len(protocol.seeds)
+        evals_per_grid_run = len({e for e in range(settings.epochs)
+                                  if e == settings.epochs - 1 or (e + 1) % protocol.eval_every == 0})
+        train += settings.epochs * (grid_runs * sum(size(task, s) for s in protocol.grid_stage.train)
+                                    + seeds * sum(size(task, s) for s in protocol.final_stage.train))
+        evaluated += grid_runs * evals_per_grid_run * size(task, protocol.grid_stage.eval)
+        evaluated += seeds * size(task, protocol.final_stage.eval)
+    hours = (train / train_per_s + evaluated / eval_per_s) / 3600.0
+    return Projection(len(tasks), train, evaluated, unknown, hours)
 
 
 def report(task: TaskSpec, base: float, costs: list[StepCost], batch: int, device: torch.device, precision: str
@@ -112,3 +167,19 @@ def report(task: TaskSpec, base: float, costs: list[StepCost], batch: int, devic
               f"{device} {precision}\nreference (frozen backbone, gradient to the input): {base * 1000:.1f} ms/step")
     table = tabulate(rows, headers=["method", "ms/step", "ratio", f"prefix budget {PREFIX_BUDGET}x"])
     return f"{header}\n{table}"
+
+
+def projection_report(suite: str, backbone: str, device: torch.device, precision: str,
+                      projections: dict[str, Projection], suite_backbone: str) -> str:
+    first = next(iter(projections.values()))
+    lines = [f"projected {suite} protocol ({first.tasks} tasks, full grid, every final seed) on {device} "
+             f"{precision}, from the images/s measured above:"]
+    for method, p in projections.items():
+        lines.append(f"  {method:<22} {p.hours:10.2f} h  ({p.train_images / 1e6:.1f} M training images, "
+                     f"{p.eval_images / 1e6:.2f} M evaluated)")
+    if first.unknown_sizes:
+        lines.append(f"  left out (split sizes unknown until the data is there): {', '.join(first.unknown_sizes)}")
+    if backbone != suite_backbone:
+        lines.append(f"  note: measured on {backbone}, while {suite} uses {suite_backbone}; measure with "
+                     f"`--task` set to one of its tasks for a meaningful projection")
+    return "\n".join(lines)
