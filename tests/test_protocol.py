@@ -139,6 +139,29 @@ def test_diverged_run_is_recorded_and_the_grid_goes_on(tiny_tasks_dir: Path, tmp
     assert result.test_scores() == []
 
 
+def test_a_non_finite_loss_stops_the_run_at_that_step(tiny_tasks_dir: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.nn.functional as F
+
+    import bench.train.run as run_module
+
+    losses: list[float] = []
+    original = F.cross_entropy
+
+    def recording(logits: Any, labels: Any) -> Any:
+        loss = original(logits, labels)
+        losses.append(float(loss.detach()))
+        return loss
+
+    monkeypatch.setattr(run_module.F, "cross_entropy", recording)
+    task = tiny_task(tiny_tasks_dir)  # 36 train+val images, batch 8: 5 steps per epoch, 3 epochs
+    result = run_protocol(task, registry.get_method("full_ft"), RunStore(tmp_path / "runs"), RunOptions(),
+                          stages=("final",), seeds=[42], overrides={"weight_decay": 0.0, "base_lr": 1e9})
+    assert result.final[0]["status"] == "diverged"
+    assert not np.isfinite(losses[-1]) and all(np.isfinite(losses[:-1]))  # stopped at the first bad step
+    assert len(losses) < 3 * 5  # not every step of the 3 epochs
+
+
 def test_diverged_grid_point_is_skipped_by_selection(tiny_tasks_dir: Path, tmp_path: Path) -> None:
     folder = tiny_tasks_dir / "tiny"
     text = (folder / "colors.yaml").read_text().replace("base_lr: [1.0, 0.1]", "base_lr: [1.0e30, 0.1]")

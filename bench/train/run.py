@@ -158,6 +158,8 @@ def key_of(config: RunConfig, options: RunOptions) -> str:
 
 
 FRESH = "_fresh"
+# A NaN/inf loss stops the run at once on CPU; on a GPU the check (a host-device sync) runs every this many steps.
+NAN_CHECK_EVERY = 20
 
 
 def execute_run(config: RunConfig, method_cls: type[Method], store: RunStore, options: RunOptions,
@@ -253,7 +255,9 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
         tick = time.time()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        for images, labels in train_batches.epoch(optim["batch_size"], generator):
+        nonfinite = torch.zeros((), device=device, dtype=torch.bool)
+        check_every = 1 if device.type == "cpu" else NAN_CHECK_EVERY
+        for step, (images, labels) in enumerate(train_batches.epoch(optim["batch_size"], generator)):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 logits = model(images)
             loss = F.cross_entropy(logits.float(), labels)
@@ -262,6 +266,9 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
             optimizer.step()
             loss_sum += loss.detach() * len(labels)
             correct += (logits.detach().argmax(-1) == labels).sum()
+            nonfinite |= ~torch.isfinite(loss.detach())
+            if (step + 1) % check_every == 0 and bool(nonfinite):
+                break  # diverged: the epoch's mean loss is non-finite, recorded below
         train_seconds += time.time() - tick
         train_images += len(train_batches)
         mean_loss = float(loss_sum) / len(train_batches)
