@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-interval", type=float, default=120.0, metavar="SECONDS",
                    help="write a resume checkpoint at an epoch end when this much time has passed")
     p.add_argument("--dry-run", action="store_true", help="print the plan (runs, data, estimated cost) and stop")
+    p.add_argument("--grid-prune", action="store_true",
+                   help="successive halving over the grid on val (optuna); changes the protocol, so its runs are "
+                        "marked and the leaderboard labels them")
     p.add_argument("--workers", default="1", metavar="N|auto",
                    help="run N worker processes that share the plan through the run store (auto: one per GPU)")
     p.add_argument("--shard", default=None, metavar="i/n",
@@ -185,7 +188,11 @@ def _parse_overrides(items: list[str]) -> dict[str, Any]:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise BenchError(f"--set expects KEY=VALUE, got {item!r}.")
-        out[name.strip()] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, list | dict):
+            raise BenchError(f"--set fixes one value, got {value!r} for {name.strip()}.",
+                             hint="To search several values, put them in the task spec's protocol.grid.")
+        out[name.strip()] = parsed
     return out
 
 
@@ -376,7 +383,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = {}
 
     def run_pair(pair: tuple[Any, Any]) -> bool:
-        result = run_protocol(pair[0], pair[1], store, options, stages, args.seeds, overrides, shard)
+        result = run_protocol(pair[0], pair[1], store, options, stages, args.seeds, overrides, shard,
+                              args.grid_prune)
         results[(pair[0].name, pair[1].name)] = result
         return result.complete
 

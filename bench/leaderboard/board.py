@@ -47,6 +47,7 @@ class Row:
     trainable_percent: float | None = None
     cost_h: float | None = None
     source: str | None = None
+    footnote: str | None = None  # on the row label (e.g. a pruned grid)
 
 
 @dataclass
@@ -127,7 +128,11 @@ def _run_row(board: Board, collected: Collected, method: str, tasks: list[str], 
         trainables.append(cell.trainable)
     entries.extend(_mean_entries(board, means, tasks, groups))
     cost = sum(s for (t, m), s in collected.wall_s.items() if m == method and t in tasks)
-    return Row(method, "runs", entries,
+    pruned = [t for t in tasks if (t, method) in collected.cells and collected.cells[(t, method)].grid_pruned]
+    note = None if not pruned else board.footnote_mark(
+        f"hyper-parameters chosen by a pruned grid (--grid-prune: successive halving on val) on {len(pruned)} of "
+        f"{len(tasks)} tasks, not the paper's full grid")
+    return Row(method, "runs", entries, footnote=note,
                trainable_m=statistics.mean(trainables) / 1e6 if trainables else None,
                trainable_percent=statistics.mean(percents) if percents else None,
                cost_h=cost / 3600.0 if any((t, method) in collected.wall_s for t in tasks) else None)

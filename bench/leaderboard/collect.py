@@ -31,6 +31,7 @@ class Cell:
     trainable_percent: float
     protocol_seeds: int | None = None
     diverged_seeds: tuple[int, ...] = ()
+    grid_pruned: bool = False  # selected by --grid-prune, not the full grid
 
     @property
     def mean(self) -> float:
@@ -81,7 +82,8 @@ def read_records(root: Path, tasks: list[str] | None, methods: list[str] | None)
 
 def collect(store: RunStore, tasks: list[str] | None = None, methods: list[str] | None = None) -> Collected:
     """Group final runs by hyper-parameter point; when several points have final runs (the grid was re-run and
-    selected differently), the point with the most finished seeds wins, then the most recent."""
+    selected differently, or also run with --grid-prune), the full grid's wins, then the point with the most
+    finished seeds, then the most recent."""
     found = Collected()
     finals: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     grid_runs: dict[tuple[str, str], int] = defaultdict(int)
@@ -114,12 +116,15 @@ def collect(store: RunStore, tasks: list[str] | None = None, methods: list[str] 
 
 def _point_key(run: dict[str, Any]) -> str:
     return json.dumps({**run.get("hparams", {}), "base_lr": run["optim"]["base_lr"],
-                       "weight_decay": run["optim"]["weight_decay"]}, sort_keys=True)
+                       "weight_decay": run["optim"]["weight_decay"], "grid_prune": run.get("grid_prune")},
+                      sort_keys=True)
 
 
-def _preference(records: list[dict[str, Any]]) -> tuple[int, str]:
+def _preference(records: list[dict[str, Any]]) -> tuple[bool, int, str]:
+    """The full grid's selection over a pruned grid's, then more finished seeds, then the newest."""
     completed = [r for r in records if r["status"] == "completed"]
-    return len(completed), max(str(r.get("created_at", "")) for r in records)
+    full_grid = not any(r["run"].get("grid_prune") for r in records)
+    return full_grid, len(completed), max(str(r.get("created_at", "")) for r in records)
 
 
 def _cell(records: list[dict[str, Any]]) -> Cell | None:
@@ -138,4 +143,5 @@ def _cell(records: list[dict[str, Any]]) -> Cell | None:
                 seeds=tuple(int(r["run"]["seed"]) for r in completed),
                 run_dirs=tuple(str(r["_dir"]) for r in completed), metric=metric, point=point,
                 trainable=int(params.get("trainable", 0)), trainable_percent=float(params.get("trainable_percent", 0)),
-                protocol_seeds=len(seeds) if isinstance(seeds, list) else None, diverged_seeds=tuple(diverged))
+                protocol_seeds=len(seeds) if isinstance(seeds, list) else None, diverged_seeds=tuple(diverged),
+                grid_pruned=bool(run.get("grid_prune")))

@@ -58,6 +58,11 @@ def _cell(entry: Entry, row: Row) -> str:
     return f'<td data-sort="{key}">{text}</td>'
 
 
+def _label(row: Row) -> str:
+    note = f"<sup>{row.footnote}</sup>" if row.footnote else ""
+    return f'<td data-sort="{html.escape(row.label)}">{html.escape(row.label)}{note}</td>'
+
+
 def _plain(value: str) -> str:
     return f'<td data-sort="{html.escape(value)}">{html.escape(value)}</td>'
 
@@ -80,7 +85,7 @@ def render_html(board: Board) -> str:
     name = html.escape(board.name)
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>Leaderboard: {name}</title>",
              f"<style>{STYLE}</style></head><body>", f"<h1>Leaderboard: {name}</h1>"]
-    body = [f"<tr>{_plain(r.label)}{''.join(_cell(e, r) for e in r.entries)}"
+    body = [f"<tr>{_label(r)}{''.join(_cell(e, r) for e in r.entries)}"
             + "".join(_plain(v) for v in (*params_text(r), cost_text(r))) + "</tr>" for r in runs]
     parts += [_table([*headers, "Params (M)", "Params (%)", "Cost (h)"], body, sortable=True),
               f'<p class="note">{html.escape(caption(board))}</p>']

@@ -59,7 +59,8 @@ def render_latex(board: Board) -> str:
         r"\midrule",
     ]
     for row in (r for r in board.rows if r.block == "runs"):
-        lines.append(_line([escape(row.label), *[_cell(e, row) for e in row.entries], *params_text(row),
+        label = escape(row.label) + (rf"\textsuperscript{{{row.footnote}}}" if row.footnote else "")
+        lines.append(_line([label, *[_cell(e, row) for e in row.entries], *params_text(row),
                             cost_text(row)]))
     references = [r for r in board.rows if r.block == "reference"]
     if references:

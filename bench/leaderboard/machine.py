@@ -11,7 +11,7 @@ from bench.leaderboard.board import Board
 from bench.leaderboard.text import statistics_tables
 
 CSV_FIELDS = ["block", "method", "column", "kind", "metric", "mean", "std", "seeds", "place", "not_worse_than_best",
-              "p_holm", "missing_reason", "trainable_m", "trainable_percent", "cost_h"]
+              "p_holm", "missing_reason", "trainable_m", "trainable_percent", "cost_h", "row_note"]
 
 
 def _num(value: float | None, digits: int = 6) -> float | None:
@@ -32,7 +32,7 @@ def _records(board: Board) -> list[dict[str, Any]]:
                 "p_holm": None if comparison is None else _num(comparison.p_holm),
                 "missing_reason": letters.get(entry.footnote) if entry.value is None and entry.footnote else None,
                 "trainable_m": _num(row.trainable_m), "trainable_percent": _num(row.trainable_percent),
-                "cost_h": _num(row.cost_h),
+                "cost_h": _num(row.cost_h), "row_note": letters.get(row.footnote) if row.footnote else None,
             })
     return out
 

@@ -35,7 +35,8 @@ def render_markdown(board: Board, plot_files: dict[str, str] | None = None) -> s
     runs = [r for r in board.rows if r.block == "runs"]
     references = [r for r in board.rows if r.block == "reference"]
     parts = [f"# Leaderboard: {board.name}", ""]
-    body = [[r.label, *[_cell(e, r) for e in r.entries], *params_text(r), cost_text(r)] for r in runs]
+    body = [[r.label + (f"<sup>{r.footnote}</sup>" if r.footnote else ""), *[_cell(e, r) for e in r.entries],
+             *params_text(r), cost_text(r)] for r in runs]
     parts += [_table([*headers, "Params (M)", "Params (%)", "Cost (h)"], body), "", caption(board), ""]
     if references:
         parts += ["Published reference rows (not run here; labelled with their source):", "",

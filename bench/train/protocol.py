@@ -82,7 +82,7 @@ def grid_points(settings: MethodSettings) -> list[dict[str, GridValue]]:
 
 
 def make_config(task: AnyTaskSpec, method_cls: type[Method], settings: MethodSettings, point: dict[str, GridValue],
-                stage: str, seed: int) -> RunConfig:
+                stage: str, seed: int, grid_prune: dict[str, Any] | None = None) -> RunConfig:
     hparams = {k: v for k, v in point.items() if k not in OPTIM_KEYS}
     full_hparams = method_cls.parse_hparams(hparams).model_dump(mode="json")
     stage_spec = task.protocol.grid_stage if stage == "grid" else task.protocol.final_stage
@@ -109,7 +109,8 @@ def make_config(task: AnyTaskSpec, method_cls: type[Method], settings: MethodSet
         "batch_size": settings.batch_size,
         "lr_scale_batch": task.protocol.lr_scale_batch,
     }
-    return RunConfig(task, method_cls.name, full_hparams, optim, stage, seed, tuple(stage_spec.train), stage_spec.eval)
+    return RunConfig(task, method_cls.name, full_hparams, optim, stage, seed, tuple(stage_spec.train), stage_spec.eval,
+                     grid_prune)
 
 
 def point_of(record: dict[str, Any]) -> dict[str, GridValue]:
@@ -122,7 +123,7 @@ def select_on_val(records: list[dict[str, Any]], metric: str = "top1") -> dict[s
     completed = [r for r in records if r["status"] == "completed"]
     if not completed:
         raise BenchError(
-            f"all {len(records)} grid runs diverged (non-finite loss); nothing to select.",
+            f"all {len(records)} grid runs diverged (non-finite loss) or were pruned; nothing to select.",
             field="protocol.grid", hint="Lower the learning rates in the grid.",
         )
 
@@ -140,7 +141,7 @@ def select_on_val(records: list[dict[str, Any]], metric: str = "top1") -> dict[s
         f"val_{metric}": best["metrics"][metric],
         "grid_key": best["key"],
         "candidates": len(records),
-        "diverged": len(records) - len(completed),
+        "diverged": sum(r["status"] == "diverged" for r in records),
     }
 
 
@@ -181,11 +182,13 @@ class TaskResult:
 
 def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, options: RunOptions,
                  stages: tuple[str, ...] = STAGES, seeds: list[int] | None = None,
-                 overrides: dict[str, GridValue] | None = None, shard: Shard | None = None) -> TaskResult:
+                 overrides: dict[str, GridValue] | None = None, shard: Shard | None = None,
+                 grid_prune: bool = False) -> TaskResult:
     """Run the requested stages for one (task, method); finished runs are reused, never repeated.
 
     Runs held by another live process, and with `shard` the runs of other shards, are left to them: the result
-    is then marked incomplete, and the final stage waits until the whole grid is recorded."""
+    is then marked incomplete, and the final stage waits until the whole grid is recorded. `grid_prune` runs
+    the grid under successive halving (bench.train.pruning); its grid and final runs are marked as such."""
     from tqdm import tqdm
 
     settings = method_settings(task, method_cls, overrides)
@@ -195,7 +198,17 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
     if len(points) == 1:
         selection = {"rule": "fixed (single-point grid)", "point": points[0]}
     elif "grid" in stages or "final" in stages:
-        configs = [make_config(task, method_cls, settings, p, "grid", task.protocol.grid_seed) for p in points]
+        prune, prune_config = None, None
+        if grid_prune:
+            if isinstance(task, TextTaskSpec):
+                raise BenchError(f"--grid-prune works on vision tasks only; '{task.name}' is a language task.",
+                                 hint="Run language grids in full (they are small: one to three points).")
+            from bench.train.pruning import GridPruner, prune_settings
+
+            prune_config = prune_settings(task.protocol.eval_every)
+            prune = GridPruner(prune_config, f"{task.protocol.grid_stage.eval}_top1")
+        configs = [make_config(task, method_cls, settings, p, "grid", task.protocol.grid_seed,
+                               prune_config) for p in points]
         records = []
         for config in tqdm(configs, desc=f"{task.name} {method_cls.name} grid", disable=not options.progress,
                            leave=False):
@@ -208,6 +221,16 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
                     )
                 if record is None:
                     continue  # another shard's run, not recorded yet
+            elif prune is not None:
+                record = _existing(config, store, options)
+                if record is not None:
+                    prune.replay(record)
+                else:
+                    record = execute_run(config, method_cls, store, options, should_stop=prune.start())
+                    if record is None:
+                        continue  # held by another process
+                    prune.finish(record)
+                    _log_result(record)
             else:
                 record = execute_run(config, method_cls, store, options)
                 if record is None:
@@ -220,13 +243,18 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
             return TaskResult(task.name, method_cls.name, None, [], task.primary_metric, complete=False)
         metric = task.primary_metric
         selection = select_on_val(records, metric)
+        if prune is not None:
+            selection["rule"] += "; grid pruned by successive halving (--grid-prune)"
+            selection["grid_prune"] = prune_config
+            selection["pruned"] = sum(r["status"] == "pruned" for r in records)
         log.info("selected for %s / %s: %s (val %s %.2f)", task.name, method_cls.name,
                  _point_text(selection["point"]), metric, selection[f"val_{metric}"])
     final: list[dict[str, Any]] = []
     if "final" in stages and selection is not None:
         for seed in tqdm(seeds or task.protocol.seeds, desc=f"{task.name} {method_cls.name} final",
                          disable=not options.progress, leave=False):
-            config = make_config(task, method_cls, settings, selection["point"], "final", seed)
+            config = make_config(task, method_cls, settings, selection["point"], "final", seed,
+                                 selection.get("grid_prune"))
             if shard is not None and not shard.owns(config):
                 record = _existing(config, store, options)
             else:

@@ -54,6 +54,7 @@ class RunConfig:
     seed: int
     train_splits: tuple[str, ...]
     eval_split: str
+    grid_prune: dict[str, Any] | None = None  # --grid-prune settings; part of the identity only when set
 
     def describe(self) -> str:
         shown = {**{k: self.optim[k] for k in OPTIM_KEYS}, **self.hparams}
@@ -81,6 +82,7 @@ class RunConfig:
             "train_splits": list(self.train_splits),
             "eval_split": self.eval_split,
             "eval_every": getattr(self.task.protocol, "eval_every", None),
+            **({"grid_prune": self.grid_prune} if self.grid_prune else {}),
         }
 
 
@@ -158,16 +160,20 @@ def key_of(config: RunConfig, options: RunOptions) -> str:
 
 
 FRESH = "_fresh"
+StopRule = Callable[[int, float], bool]
 # A NaN/inf loss stops the run at once on CPU; on a GPU the check (a host-device sync) runs every this many steps.
 NAN_CHECK_EVERY = 20
 
 
 def execute_run(config: RunConfig, method_cls: type[Method], store: RunStore, options: RunOptions,
-                selection: dict[str, Any] | None = None) -> dict[str, Any] | None:
+                selection: dict[str, Any] | None = None, should_stop: StopRule | None = None
+                ) -> dict[str, Any] | None:
     """Run once (or return the existing record). None when another live process holds the run.
 
     `selection` (how a final run's hyper-parameters were chosen) is stored in the record as provenance.
     A record produced by this call (not read from the store) carries FRESH = True, which is never stored.
+    `should_stop(epoch, val_top1)`, asked after each val evaluation of a vision grid run, ends the run as
+    "pruned" when it says so (--grid-prune).
     """
     fingerprints = data_fingerprints(config.task, [*config.train_splits, config.eval_split], options)
     identity = config.identity(fingerprints)
@@ -189,7 +195,7 @@ def execute_run(config: RunConfig, method_cls: type[Method], store: RunStore, op
             backbone = build_backbone_for(config.task, CACHES.language_backbones)
             record = train_text_run(config, method_cls, identity, key, run_dir, options, backbone)
         else:
-            record = _train(config, method_cls, identity, key, run_dir, options)
+            record = _train(config, method_cls, identity, key, run_dir, options, should_stop)
         if selection is not None:
             record["selection"] = selection
         store.write(run_dir, record)
@@ -204,7 +210,7 @@ def _seed_everything(seed: int) -> None:
 
 
 def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any], key: str, run_dir: Path,
-           options: RunOptions) -> dict[str, Any]:
+           options: RunOptions, should_stop: StopRule | None = None) -> dict[str, Any]:
     task, optim, device = config.task, config.optim, options.device
     assert isinstance(task, TaskSpec)
     started = time.time()
@@ -286,6 +292,12 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
         if last or (config.stage == "grid" and (epoch + 1) % task.protocol.eval_every == 0):
             top1, predictions = _evaluate(model, eval_batches, task.protocol.eval_batch_size, autocast, device)
             entry[f"{config.eval_split}_top1"] = top1
+            # Asked at every val evaluation (the pruner records each report); its answer counts before the end.
+            if should_stop is not None and should_stop(epoch + 1, top1) and not last:
+                history.append(entry)
+                status = "pruned"
+                log.info("pruned: %s after epoch %d (val top1 %.2f)", config.describe(), epoch, top1)
+                break
         history.append(entry)
         bar.set_postfix(loss=f"{mean_loss:.3f}")
         if not last and time.time() - last_checkpoint >= options.checkpoint_interval_s:
@@ -301,7 +313,7 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
         _write_predictions(run_dir / PREDICTIONS, predictions)
     else:
         metrics["top1"] = None
-        metrics["diverged_at_epoch"] = history[-1]["epoch"]
+        metrics[f"{status}_at_epoch"] = history[-1]["epoch"]  # diverged_at_epoch / pruned_at_epoch
     head_params = sum(p.numel() for p in model.head.parameters())
     cost = {"wall_s": elapsed_before + time.time() - started,
             "train_images_per_s": train_images / train_seconds if train_seconds else None}
@@ -324,6 +336,7 @@ def build_record(config: RunConfig, key: str, status: str, identity: dict[str, A
             "task": config.task.name, "method": config.method, "stage": config.stage, "seed": config.seed,
             "hparams": config.hparams, "optim": config.optim,
             "train_splits": list(config.train_splits), "eval_split": config.eval_split,
+            **({"grid_prune": config.grid_prune} if config.grid_prune else {}),
         },
         "metrics": metrics,
         "history": history,
