@@ -105,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("perf", help="benchmarks: `bench perf methods` (step cost vs the frozen backbone), "
                        "`bench perf peft` (GPT-2 Deep-share step vs HF peft prefix tuning), "
                        "`bench perf leaderboard` (rebuild time from 10,000 synthetic runs)")
-    p.add_argument("what", choices=["methods", "peft", "leaderboard"])
+    p.add_argument("what", choices=["methods", "peft", "leaderboard", "data"])
+    p.add_argument("--images", type=int, default=256, help="data: generated JPEGs to push through both paths")
+    p.add_argument("--perf-dir", type=Path, default=Path("results/perf"),
+                   help="where the figures are written as <what>.json (default results/perf)")
     p.add_argument("--runs-per-pair", type=int, default=25,
                    help="leaderboard: grid + final runs per (task, method); 20 tasks x 20 methods (default 25)")
     p.add_argument("--items", type=int, default=2000, help="leaderboard: test predictions per final run")
@@ -280,6 +283,8 @@ def cmd_perf(args: argparse.Namespace) -> int:
             raise BenchError("--runs-per-pair must be at least 6 (5 final seeds and one grid run).")
         timing = perf_leaderboard.measure(grid=args.runs_per_pair - 5, items=args.items)
         print(perf_leaderboard.report(timing))
+        _write_perf(args, {"runs": timing.runs, "final_runs": timing.final_runs, "items": timing.items,
+                           "seconds": timing.seconds, "total_s": timing.total, "goal_s": perf_leaderboard.GOAL_S})
         return 0
     if args.what == "peft":
         from bench.perf_peft import compare
@@ -290,11 +295,27 @@ def cmd_perf(args: argparse.Namespace) -> int:
         batch = args.batch if args.batch != 32 else 8
         result = compare(batch=batch, length=args.length, steps=args.steps, device=device)
         print(peft_report(result, batch, args.length, device))
+        _write_perf(args, {"device": str(device), "batch": batch, "length": args.length,
+                           "result": {k: v for k, v in vars(result).items() if isinstance(v, int | float | str)}})
         return 0
     task = registry.load_task_by_name(args.task, _dirs(args, "tasks_dir"))
     if not isinstance(task, TaskSpec):
-        raise BenchError(f"`bench perf methods` measures vision tasks; '{task.name}' is a language task.",
+        raise BenchError(f"`bench perf {args.what}` measures vision tasks; '{task.name}' is a language task.",
                          hint="Use `bench perf peft` for the GPT-2 comparison with HF peft.")
+    if args.what == "data":
+        from bench import perf_data
+
+        configure_threads()
+        device = default_device(args.device)
+        precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
+        method_name = "deep_share" if args.method == "all" else args.method.split(",")[0].strip()
+        method = registry.get_method(method_name, _dirs(args, "methods_dir"))
+        cost = perf_data.measure(task, method, args.batch, args.images, device, precision)
+        print(perf_data.report(task, cost, device, precision))
+        _write_perf(args, {"task": task.name, "device": str(device), "precision": precision, **vars(cost),
+                           "wait_share_cached": cost.wait_share(cost.cached_images_per_s),
+                           "wait_share_decode": cost.wait_share(cost.decode_images_per_s)})
+        return 0
     methods = registry.load_methods(_dirs(args, "methods_dir"))
     names = sorted(methods) if args.method == "all" else [m.strip() for m in args.method.split(",")]
     classes = [registry.get_method(n, _dirs(args, "methods_dir")) for n in names]
@@ -313,7 +334,29 @@ def cmd_perf(args: argparse.Namespace) -> int:
                                                   args.batch / c.eval_seconds) for c in costs}
         suite_backbone = vision[0].backbone.model if vision else "?"
         print(projection_report(args.project, task.backbone.model, device, precision, projections, suite_backbone))
+    payload: dict[str, Any] = {
+        "task": task.name, "device": str(device), "precision": precision, "batch": args.batch,
+        "reference_ms": base * 1000,
+        "methods": {c.method: {"step_ms": c.seconds * 1000, "ratio": c.ratio, "eval_ms": c.eval_seconds * 1000,
+                               "train_images_per_s": args.batch / c.seconds} for c in costs}}
+    if args.project:
+        payload["projection"] = {"suite": args.project, **{m: vars(p) for m, p in projections.items()}}
+    _write_perf(args, payload)
     return 0
+
+
+def _write_perf(args: argparse.Namespace, payload: dict[str, Any]) -> None:
+    """results/perf/<what>.json: the figures of the last `bench perf <what>`, with when and where."""
+    import datetime as dt
+    import platform
+
+    from bench.store import atomic_write_json
+
+    record = {"what": args.what, "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+              "platform": platform.platform(), **payload}
+    path = args.perf_dir / f"{args.what}.json"
+    atomic_write_json(path, record)
+    log.info("wrote %s", path)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

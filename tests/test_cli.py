@@ -3,6 +3,7 @@ bad input that exits 2 with one clear paragraph."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -111,13 +112,16 @@ def test_list_methods_params_for_cub(capsys: pytest.CaptureFixture[str]) -> None
     assert "153,800" in out  # the CUB head
 
 
-def test_perf_methods_prints_ratios(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["perf", "methods", "--method", "no_share,linear", "--steps", "2", "--batch", "4"]) == 0
+def test_perf_methods_prints_ratios(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["perf", "methods", "--method", "no_share,linear", "--steps", "2", "--batch", "4",
+                 "--perf-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "reference (frozen backbone, gradient to the input)" in out
     assert "no_share" in out and "linear" in out and "ratio" in out
     assert "projected vtab protocol (19 tasks, full grid, every final seed)" in out
     assert "70.3 M training images, 1.52 M evaluated" in out
+    figures = json.loads((tmp_path / "methods.json").read_text())
+    assert set(figures["methods"]) == {"no_share", "linear"} and figures["projection"]["suite"] == "vtab"
 
 
 def test_protocol_projection_counts_the_images_of_the_whole_vtab_protocol() -> None:
@@ -132,3 +136,14 @@ def test_protocol_projection_counts_the_images_of_the_whole_vtab_protocol() -> N
     assert projection.eval_images == 19 * 40 * 10 * 200
     assert len(projection.unknown_sizes) == 19
     assert projection.hours == pytest.approx((70_300_000 / 1000 + 1_520_000 / 4000) / 3600)
+
+
+def test_perf_data_compares_cached_tensors_with_decoding_and_writes_json(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["perf", "data", "--images", "16", "--batch", "8", "--perf-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "cached tensors (bench)" in out and "decode JPEG every epoch" in out and "ratio cached / decode" in out
+    figures = json.loads((tmp_path / "data.json").read_text())
+    assert figures["images"] == 16 and figures["method"] == "deep_share"
+    assert figures["cached_images_per_s"] > figures["decode_images_per_s"] > 0
+    assert 0 < figures["wait_share_cached"] < figures["wait_share_decode"] < 1
