@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-interval", type=float, default=120.0, metavar="SECONDS",
                    help="write a resume checkpoint at an epoch end when this much time has passed")
     p.add_argument("--dry-run", action="store_true", help="print the plan (runs, data, estimated cost) and stop")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (inductor); recorded in each run's cost section")
     p.add_argument("--grid-prune", action="store_true",
                    help="successive halving over the grid on val (optuna); changes the protocol, so its runs are "
                         "marked and the leaderboard labels them")
@@ -107,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "`bench perf leaderboard` (rebuild time from 10,000 synthetic runs)")
     p.add_argument("what", choices=["methods", "peft", "leaderboard", "data"])
     p.add_argument("--images", type=int, default=256, help="data: generated JPEGs to push through both paths")
+    p.add_argument("--compare-precision", action="store_true",
+                   help="methods: measure bf16 autocast and fp32 side by side and print the ratios")
     p.add_argument("--perf-dir", type=Path, default=Path("results/perf"),
                    help="where the figures are written as <what>.json (default results/perf)")
     p.add_argument("--runs-per-pair", type=int, default=25,
@@ -324,6 +328,15 @@ def cmd_perf(args: argparse.Namespace) -> int:
     precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
     base, costs = measure(task, classes, args.batch, args.steps, device, precision)
     print(report(task, base, costs, args.batch, device, precision))
+    precision_ratios: dict[str, float] = {}
+    if args.compare_precision:
+        from bench.perf import precision_report
+
+        other = "fp32" if precision == "bf16" else "bf16"
+        _, other_costs = measure(task, classes, args.batch, args.steps, device, other)
+        fp32, bf16 = (costs, other_costs) if precision == "fp32" else (other_costs, costs)
+        print(precision_report(fp32, bf16))
+        precision_ratios = {b.method: b.seconds / f.seconds for f, b in zip(fp32, bf16, strict=True)}
     if args.project:
         from bench.perf import project_protocol, projection_report
 
@@ -338,7 +351,10 @@ def cmd_perf(args: argparse.Namespace) -> int:
         "task": task.name, "device": str(device), "precision": precision, "batch": args.batch,
         "reference_ms": base * 1000,
         "methods": {c.method: {"step_ms": c.seconds * 1000, "ratio": c.ratio, "eval_ms": c.eval_seconds * 1000,
-                               "train_images_per_s": args.batch / c.seconds} for c in costs}}
+                               "train_images_per_s": args.batch / c.seconds,
+                               "eval_images_per_s": args.batch / c.eval_seconds if c.eval_seconds else None,
+                               "peak_memory_bytes": c.peak_memory_bytes,
+                               "bf16_over_fp32": precision_ratios.get(c.method)} for c in costs}}
     if args.project:
         payload["projection"] = {"suite": args.project, **{m: vars(p) for m, p in projections.items()}}
     _write_perf(args, payload)
@@ -418,7 +434,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     device = default_device(args.device)
     precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
     options = RunOptions(device=device, precision=precision, checkpoint_interval_s=args.checkpoint_interval,
-                         progress=sys.stderr.isatty() and args.worker is None)
+                         progress=sys.stderr.isatty() and args.worker is None,
+                         compile="inductor" if args.compile else None)
     store = RunStore(_results(args))
     log.info("run store: %s; device: %s (%s)", store.root, device, precision)
     pairs = [(task, method_cls) for task in tasks for method_cls in method_classes

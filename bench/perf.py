@@ -29,6 +29,7 @@ class StepCost:
     seconds: float
     ratio: float
     eval_seconds: float = 0.0  # one no-grad forward of the same batch
+    peak_memory_bytes: int | None = None  # CUDA only: peak allocated during this method's steps
 
 
 @dataclass(frozen=True)
@@ -102,10 +103,14 @@ def measure(task: TaskSpec, method_classes: list[type[Method]], batch: int, step
         runners.append((method_cls.name, method_step))
         evaluators[method_cls.name] = method_eval
 
+    peaks: dict[str, int | None] = {}
     for _ in range(warmup):
         reference_step()
-        for _, step in runners:
+        for name, step in runners:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
             step()
+            peaks[name] = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     reference: list[float] = []
     timings: dict[str, list[float]] = {name: [] for name, _ in runners}
     eval_timings: dict[str, list[float]] = {name: [] for name, _ in runners}
@@ -115,8 +120,8 @@ def measure(task: TaskSpec, method_classes: list[type[Method]], batch: int, step
             timings[name].append(_time(step, device))
             eval_timings[name].append(_time(evaluators[name], device))
     base = statistics.median(reference)
-    costs = [StepCost(name, statistics.median(t), statistics.median(t) / base, statistics.median(eval_timings[name]))
-             for name, t in timings.items()]
+    costs = [StepCost(name, statistics.median(t), statistics.median(t) / base, statistics.median(eval_timings[name]),
+                      peaks.get(name)) for name, t in timings.items()]
     return base, costs
 
 
@@ -162,11 +167,26 @@ def report(task: TaskSpec, base: float, costs: list[StepCost], batch: int, devic
         verdict = ""
         if cost.method in PREFIX_METHODS:
             verdict = "ok" if cost.ratio <= PREFIX_BUDGET else f"over {PREFIX_BUDGET}x"
-        rows.append([cost.method, f"{cost.seconds * 1000:.1f}", f"{cost.ratio:.3f}", verdict])
+        peak = "n/a (cpu)" if cost.peak_memory_bytes is None else f"{cost.peak_memory_bytes / 2**20:.0f}"
+        rows.append([cost.method, f"{cost.seconds * 1000:.1f}", f"{cost.ratio:.3f}", verdict,
+                     f"{batch / cost.seconds:.0f}", f"{batch / cost.eval_seconds:.0f}" if cost.eval_seconds else "",
+                     peak])
     header = (f"{task.name}: backbone {task.backbone.model} {task.backbone.model_kwargs or ''}, batch {batch}, "
               f"{device} {precision}\nreference (frozen backbone, gradient to the input): {base * 1000:.1f} ms/step")
-    table = tabulate(rows, headers=["method", "ms/step", "ratio", f"prefix budget {PREFIX_BUDGET}x"])
+    table = tabulate(rows, headers=["method", "ms/step", "ratio", f"prefix budget {PREFIX_BUDGET}x", "train img/s",
+                                    "eval img/s", "peak MiB"])
     return f"{header}\n{table}"
+
+
+def precision_report(fp32: list[StepCost], bf16: list[StepCost]) -> str:
+    """bf16 autocast against fp32, method by method (same batch, same process)."""
+    lines = ["bf16 autocast vs fp32 (training step time ratio; < 1 means bf16 is faster):"]
+    by_name = {c.method: c for c in fp32}
+    for cost in bf16:
+        base = by_name[cost.method]
+        lines.append(f"  {cost.method:<22} fp32 {base.seconds * 1000:8.1f} ms   bf16 {cost.seconds * 1000:8.1f} ms"
+                     f"   ratio {cost.seconds / base.seconds:.2f}")
+    return "\n".join(lines)
 
 
 def projection_report(suite: str, backbone: str, device: torch.device, precision: str,

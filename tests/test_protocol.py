@@ -210,3 +210,18 @@ def test_linear_probing_trains_on_cached_features_with_the_same_results(
         assert [h["train_loss"] for h in a["history"]] == pytest.approx([h["train_loss"] for h in b["history"]],
                                                                          rel=1e-5)
     assert cached.selection == plain.selection
+
+
+def test_compiled_model_gives_the_same_run(tiny_tasks_dir: Path, tmp_path: Path) -> None:
+    """--compile wraps the forward in torch.compile (here the 'eager' backend, to stay fast on CPU): same
+    parameters, same training, the backend recorded in the run's cost."""
+    task = tiny_task(tiny_tasks_dir)
+    method = registry.get_method("deep_share")
+    kwargs: dict[str, Any] = {"stages": ("final",), "seeds": [42], "overrides": {"base_lr": 0.1, "weight_decay": 0.0}}
+    plain = run_protocol(task, method, RunStore(tmp_path / "plain"), RunOptions(), **kwargs).final[0]
+    compiled = run_protocol(task, method, RunStore(tmp_path / "compiled"), RunOptions(compile="eager"),
+                            **kwargs).final[0]
+    assert compiled["cost"]["compile"] == "eager" and plain["cost"]["compile"] is None
+    assert compiled["key"] == plain["key"]
+    assert compiled["metrics"]["top1"] == plain["metrics"]["top1"]
+    assert [h["train_loss"] for h in compiled["history"]] == pytest.approx([h["train_loss"] for h in plain["history"]])

@@ -96,6 +96,7 @@ class RunOptions:
     cache_dir: Path | None = None
     progress: bool = False
     feature_cache: bool = True  # head-only methods train on cached frozen features (equal up to float rounding)
+    compile: str | None = None  # torch.compile backend for the model's forward ("inductor"), None = eager
 
 
 class _Caches:
@@ -245,6 +246,8 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
         log.info("resuming %s at epoch %d", config.describe(), start_epoch)
 
     epochs, warmup = optim["epochs"], optim["warmup_epochs"]
+    # The compiled module shares the model's parameters; state dicts and checkpoints keep using `model`.
+    net: Any = torch.compile(model, backend=options.compile) if options.compile else model
     train_seconds, train_images = 0.0, 0
     last_checkpoint = time.time()
     status, predictions = "completed", None
@@ -265,7 +268,7 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
         check_every = 1 if device.type == "cpu" else NAN_CHECK_EVERY
         for step, (images, labels) in enumerate(train_batches.epoch(optim["batch_size"], generator)):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = model(images)
+                logits = net(images)
             loss = F.cross_entropy(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -290,7 +293,7 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
         # Test is evaluated once, at the end of a final run (all the protocol reports); evaluating it every
         # eval_every epochs, as the VPT code does, can cost more than the training. Val (grid) is cheap.
         if last or (config.stage == "grid" and (epoch + 1) % task.protocol.eval_every == 0):
-            top1, predictions = _evaluate(model, eval_batches, task.protocol.eval_batch_size, autocast, device)
+            top1, predictions = _evaluate(net, eval_batches, task.protocol.eval_batch_size, autocast, device)
             entry[f"{config.eval_split}_top1"] = top1
             # Asked at every val evaluation (the pruner records each report); its answer counts before the end.
             if should_stop is not None and should_stop(epoch + 1, top1) and not last:
@@ -354,6 +357,7 @@ def build_record(config: RunConfig, key: str, status: str, identity: dict[str, A
             **_peak_memory(device),
             "device": _device_name(device),
             "precision": options.precision,
+            "compile": options.compile,
             "resumed_from_epoch": resumed_from,
         },
         "identity": identity,
@@ -364,7 +368,7 @@ def build_record(config: RunConfig, key: str, status: str, identity: dict[str, A
 
 
 @torch.no_grad()
-def _evaluate(model: PeftModel, batches: ImageBatches | FeatureBatches, batch_size: int, autocast: bool,
+def _evaluate(model: Any, batches: ImageBatches | FeatureBatches, batch_size: int, autocast: bool,
               device: torch.device) -> tuple[float, dict[str, np.ndarray]]:
     model.eval()
     preds, labels, indices = [], [], []
