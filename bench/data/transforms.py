@@ -14,6 +14,22 @@ from bench.data.tensor_store import DecodedSplit
 from bench.spec import ImageSpec
 
 
+def shuffled(count: int, batch_size: int, generator: torch.Generator, drop_last: bool = False
+             ) -> Iterator[torch.Tensor]:
+    """Index batches of one epoch: one permutation drawn from the generator (the only draw before augmentation)."""
+    order = torch.randperm(count, generator=generator)
+    for start in range(0, count, batch_size):
+        index = order[start : start + batch_size]
+        if drop_last and len(index) < batch_size:
+            break
+        yield index
+
+
+def in_order(count: int, batch_size: int) -> Iterator[torch.Tensor]:
+    for start in range(0, count, batch_size):
+        yield torch.arange(start, min(start + batch_size, count))
+
+
 class ImageBatches:
     """Serves normalised (B, 3, H, W) float batches and labels for one split on one device."""
 
@@ -34,17 +50,12 @@ class ImageBatches:
     def epoch(self, batch_size: int, generator: torch.Generator, drop_last: bool = False
               ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Shuffled training batches with the training augmentation."""
-        order = torch.randperm(len(self), generator=generator)
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
-            if drop_last and len(index) < batch_size:
-                break
+        for index in shuffled(len(self), batch_size, generator, drop_last):
             yield self._images(index, train=True, generator=generator), self.labels[index.to(self.device)]
 
     def in_order(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Evaluation batches in list order (with their indices), evaluation transform."""
-        for start in range(0, len(self), batch_size):
-            index = torch.arange(start, min(start + batch_size, len(self)))
+        for index in in_order(len(self), batch_size):
             yield index, self._images(index, train=False, generator=None), self.labels[index.to(self.device)]
 
     def _images(self, index: torch.Tensor, train: bool, generator: torch.Generator | None) -> torch.Tensor:
@@ -103,15 +114,11 @@ class FeatureBatches:
 
     def epoch(self, batch_size: int, generator: torch.Generator, drop_last: bool = False
               ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = torch.randperm(len(self), generator=generator)
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size].to(self.features.device)
-            if drop_last and len(index) < batch_size:
-                break
-            yield self.features[index], self.labels[index]
+        for index in shuffled(len(self), batch_size, generator, drop_last):
+            on_device = index.to(self.features.device)
+            yield self.features[on_device], self.labels[on_device]
 
     def in_order(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        for start in range(0, len(self), batch_size):
-            index = torch.arange(start, min(start + batch_size, len(self)))
+        for index in in_order(len(self), batch_size):
             on_device = index.to(self.features.device)
             yield index, self.features[on_device], self.labels[on_device]
