@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-interval", type=float, default=120.0, metavar="SECONDS",
                    help="write a resume checkpoint at an epoch end when this much time has passed")
     p.add_argument("--dry-run", action="store_true", help="print the plan (runs, data, estimated cost) and stop")
+    p.add_argument("--data-fraction", default=None, metavar="F[,F...]",
+                   help="train grid and final runs on nested class-balanced subsets of the training data, e.g. "
+                        "0.1,0.25,0.5,1.0 (val and test stay whole; 1.0 = the usual runs)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model (inductor); recorded in each run's cost section")
     p.add_argument("--grid-prune", action="store_true",
@@ -438,14 +441,20 @@ def cmd_run(args: argparse.Namespace) -> int:
                          compile="inductor" if args.compile else None)
     store = RunStore(_results(args))
     log.info("run store: %s; device: %s (%s)", store.root, device, precision)
-    pairs = [(task, method_cls) for task in tasks for method_cls in method_classes
+    fractions: list[float | None] = [None]
+    if args.data_fraction:
+        from bench.data.subsets import parse_fractions
+
+        fractions = [f if f < 1.0 else None for f in parse_fractions(args.data_fraction)]
+    pairs = [(task, method_cls, fraction) for fraction in fractions for task in tasks for method_cls in method_classes
              if not (args.method == "all" and _modality(task) not in method_cls.modalities)]
     results = {}
 
-    def run_pair(pair: tuple[Any, Any]) -> bool:
-        result = run_protocol(pair[0], pair[1], store, options, stages, args.seeds, overrides, shard,
-                              args.grid_prune)
-        results[(pair[0].name, pair[1].name)] = result
+    def run_pair(pair: tuple[Any, Any, float | None]) -> bool:
+        task, method_cls, fraction = pair
+        result = run_protocol(task, method_cls, store, options, stages, args.seeds, overrides, shard,
+                              args.grid_prune, fraction)
+        results[(task.name, method_cls.name, fraction)] = result
         return result.complete
 
     if args.worker is not None:
@@ -455,8 +464,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     for pair in pairs:
         run_pair(pair)
     if "final" in stages:
-        for task, method_cls in pairs:
-            print(results[(task.name, method_cls.name)].summary())
+        for task, method_cls, fraction in pairs:
+            line = results[(task.name, method_cls.name, fraction)].summary()
+            print(line if fraction is None else f"{line} (data fraction {fraction:g})")
     return 0
 
 

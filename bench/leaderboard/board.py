@@ -117,6 +117,9 @@ def _run_row(board: Board, collected: Collected, method: str, tasks: list[str], 
             continue
         entry = Entry(cell.mean, cell.std, len(cell.scores),
                       shown_seeds=cell.protocol_seeds is None or len(cell.scores) != cell.protocol_seeds)
+        if cell.data_fraction:
+            entry.footnote = board.footnote_mark(
+                f"trained on {cell.data_fraction:g} of the training data (--data-fraction); no full-data runs yet")
         if cell.diverged_seeds:
             entry.footnote = board.footnote_mark(
                 f"seeds {', '.join(map(str, cell.diverged_seeds))} diverged; the mean is over the others")

@@ -32,6 +32,7 @@ class Cell:
     protocol_seeds: int | None = None
     diverged_seeds: tuple[int, ...] = ()
     grid_pruned: bool = False  # selected by --grid-prune, not the full grid
+    data_fraction: float | None = None  # trained on this share of the training data (--data-fraction)
 
     @property
     def mean(self) -> float:
@@ -116,15 +117,17 @@ def collect(store: RunStore, tasks: list[str] | None = None, methods: list[str] 
 
 def _point_key(run: dict[str, Any]) -> str:
     return json.dumps({**run.get("hparams", {}), "base_lr": run["optim"]["base_lr"],
-                       "weight_decay": run["optim"]["weight_decay"], "grid_prune": run.get("grid_prune")},
-                      sort_keys=True)
+                       "weight_decay": run["optim"]["weight_decay"], "grid_prune": run.get("grid_prune"),
+                       "data_fraction": run.get("data_fraction")}, sort_keys=True)
 
 
-def _preference(records: list[dict[str, Any]]) -> tuple[bool, int, str]:
-    """The full grid's selection over a pruned grid's, then more finished seeds, then the newest."""
+def _preference(records: list[dict[str, Any]]) -> tuple[bool, bool, int, str]:
+    """Runs on all the training data over --data-fraction runs, the full grid's selection over a pruned grid's,
+    then more finished seeds, then the newest."""
     completed = [r for r in records if r["status"] == "completed"]
+    full_data = not any(r["run"].get("data_fraction") for r in records)
     full_grid = not any(r["run"].get("grid_prune") for r in records)
-    return full_grid, len(completed), max(str(r.get("created_at", "")) for r in records)
+    return full_data, full_grid, len(completed), max(str(r.get("created_at", "")) for r in records)
 
 
 def _cell(records: list[dict[str, Any]]) -> Cell | None:
@@ -144,4 +147,4 @@ def _cell(records: list[dict[str, Any]]) -> Cell | None:
                 run_dirs=tuple(str(r["_dir"]) for r in completed), metric=metric, point=point,
                 trainable=int(params.get("trainable", 0)), trainable_percent=float(params.get("trainable_percent", 0)),
                 protocol_seeds=len(seeds) if isinstance(seeds, list) else None, diverged_seeds=tuple(diverged),
-                grid_pruned=bool(run.get("grid_prune")))
+                grid_pruned=bool(run.get("grid_prune")), data_fraction=run.get("data_fraction"))

@@ -82,7 +82,8 @@ def grid_points(settings: MethodSettings) -> list[dict[str, GridValue]]:
 
 
 def make_config(task: AnyTaskSpec, method_cls: type[Method], settings: MethodSettings, point: dict[str, GridValue],
-                stage: str, seed: int, grid_prune: dict[str, Any] | None = None) -> RunConfig:
+                stage: str, seed: int, grid_prune: dict[str, Any] | None = None,
+                data_fraction: float | None = None) -> RunConfig:
     hparams = {k: v for k, v in point.items() if k not in OPTIM_KEYS}
     full_hparams = method_cls.parse_hparams(hparams).model_dump(mode="json")
     stage_spec = task.protocol.grid_stage if stage == "grid" else task.protocol.final_stage
@@ -110,7 +111,7 @@ def make_config(task: AnyTaskSpec, method_cls: type[Method], settings: MethodSet
         "lr_scale_batch": task.protocol.lr_scale_batch,
     }
     return RunConfig(task, method_cls.name, full_hparams, optim, stage, seed, tuple(stage_spec.train), stage_spec.eval,
-                     grid_prune)
+                     grid_prune, data_fraction if data_fraction is not None and data_fraction < 1.0 else None)
 
 
 def point_of(record: dict[str, Any]) -> dict[str, GridValue]:
@@ -183,18 +184,22 @@ class TaskResult:
 def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, options: RunOptions,
                  stages: tuple[str, ...] = STAGES, seeds: list[int] | None = None,
                  overrides: dict[str, GridValue] | None = None, shard: Shard | None = None,
-                 grid_prune: bool = False) -> TaskResult:
+                 grid_prune: bool = False, data_fraction: float | None = None) -> TaskResult:
     """Run the requested stages for one (task, method); finished runs are reused, never repeated.
 
     Runs held by another live process, and with `shard` the runs of other shards, are left to them: the result
     is then marked incomplete, and the final stage waits until the whole grid is recorded. `grid_prune` runs
-    the grid under successive halving (bench.train.pruning); its grid and final runs are marked as such."""
+    the grid under successive halving (bench.train.pruning); its grid and final runs are marked as such.
+    `data_fraction` < 1 trains every run (grid and final) on a nested class-balanced subset of its training
+    splits (bench.data.subsets); selection then happens at that fraction, as a sample-efficiency study needs."""
     from tqdm import tqdm
 
     settings = method_settings(task, method_cls, overrides)
     points = grid_points(settings)
     selection: dict[str, Any] | None = None
     complete = True
+    if data_fraction is not None and data_fraction < 1.0 and isinstance(task, TextTaskSpec):
+        raise BenchError(f"--data-fraction works on vision tasks only so far; '{task.name}' is a language task.")
     if len(points) == 1:
         selection = {"rule": "fixed (single-point grid)", "point": points[0]}
     elif "grid" in stages or "final" in stages:
@@ -208,7 +213,7 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
             prune_config = prune_settings(task.protocol.eval_every)
             prune = GridPruner(prune_config, f"{task.protocol.grid_stage.eval}_top1")
         configs = [make_config(task, method_cls, settings, p, "grid", task.protocol.grid_seed,
-                               prune_config) for p in points]
+                               prune_config, data_fraction) for p in points]
         records = []
         for config in tqdm(configs, desc=f"{task.name} {method_cls.name} grid", disable=not options.progress,
                            leave=False):
@@ -254,7 +259,7 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
         for seed in tqdm(seeds or task.protocol.seeds, desc=f"{task.name} {method_cls.name} final",
                          disable=not options.progress, leave=False):
             config = make_config(task, method_cls, settings, selection["point"], "final", seed,
-                                 selection.get("grid_prune"))
+                                 selection.get("grid_prune"), data_fraction)
             if shard is not None and not shard.owns(config):
                 record = _existing(config, store, options)
             else:

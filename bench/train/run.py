@@ -27,11 +27,20 @@ import torch
 import torch.nn.functional as F
 
 from bench.backbones import Backbone, build_backbone
+from bench.data.subsets import SUBSET_FILE, nested_subset, take
 from bench.data.tensor_store import DecodedSplit, concat_splits, load_split
 from bench.data.transforms import FeatureBatches, ImageBatches
 from bench.method import Method
 from bench.spec import AnyTaskSpec, TaskSpec, TextTaskSpec
-from bench.store import CHECKPOINT, PREDICTIONS, SCHEMA_VERSION, RunStore, atomic_write_bytes, run_key
+from bench.store import (
+    CHECKPOINT,
+    PREDICTIONS,
+    SCHEMA_VERSION,
+    RunStore,
+    atomic_write_bytes,
+    atomic_write_json,
+    run_key,
+)
 from bench.train.model import PeftModel
 from bench.train.optim import build_optimizer, effective_lr, lr_multiplier, set_lr
 
@@ -55,11 +64,13 @@ class RunConfig:
     train_splits: tuple[str, ...]
     eval_split: str
     grid_prune: dict[str, Any] | None = None  # --grid-prune settings; part of the identity only when set
+    data_fraction: float | None = None  # --data-fraction below 1: a nested class-balanced training subset
 
     def describe(self) -> str:
         shown = {**{k: self.optim[k] for k in OPTIM_KEYS}, **self.hparams}
         text = " ".join(f"{k}={v}" for k, v in shown.items())
-        return f"{self.task.name} {self.method} {self.stage} seed={self.seed} {text}"
+        fraction = f" data_fraction={self.data_fraction:g}" if self.data_fraction else ""
+        return f"{self.task.name} {self.method} {self.stage} seed={self.seed}{fraction} {text}"
 
     def identity(self, data_fingerprints: dict[str, str]) -> dict[str, Any]:
         """Result-changing settings only: no machine paths, no settings of other runs (seed list, grid)."""
@@ -83,6 +94,7 @@ class RunConfig:
             "eval_split": self.eval_split,
             "eval_every": getattr(self.task.protocol, "eval_every", None),
             **({"grid_prune": self.grid_prune} if self.grid_prune else {}),
+            **({"data_fraction": self.data_fraction} if self.data_fraction else {}),
         }
 
 
@@ -118,13 +130,15 @@ class _Caches:
         return copy.deepcopy(self.backbones[key])
 
     def features(self, task: TaskSpec, model: PeftModel, device: torch.device, autocast: bool
-                 ) -> Callable[[tuple[str, ...], ImageBatches | FeatureBatches], FeatureBatches]:
+                 ) -> Callable[[ImageBatches | FeatureBatches], FeatureBatches]:
         """Frozen-backbone features of a split (evaluation transform, no grad), computed once per process for
         a (task data, backbone, device, precision): a linear-probing grid then trains heads only."""
 
-        def get(splits: tuple[str, ...], batches: ImageBatches | FeatureBatches) -> FeatureBatches:
+        def get(batches: ImageBatches | FeatureBatches) -> FeatureBatches:
             assert isinstance(batches, ImageBatches)
-            key = (task.data.model_dump_json(), task.backbone.model_dump_json(), splits, str(device), autocast)
+            # The split's content fingerprint (a training subset has its own) keys the features.
+            key = (task.backbone.model_dump_json(), task.data.images.model_dump_json(), batches.split.fingerprint,
+                   str(device), autocast)
             if key not in self.feature_sets:
                 model.eval()
                 chunks = []
@@ -216,6 +230,13 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
     assert isinstance(task, TaskSpec)
     started = time.time()
     train_split = concat_splits([CACHES.split(task, s, options) for s in config.train_splits])
+    if config.data_fraction:
+        indices = nested_subset(train_split.labels.numpy(), config.data_fraction, config.seed)
+        atomic_write_json(run_dir / SUBSET_FILE, {"split": train_split.name, "fraction": config.data_fraction,
+                                                  "seed": config.seed, "rule": "nested class-balanced",
+                                                  "split_fingerprint": train_split.fingerprint,
+                                                  "indices": indices.tolist()})
+        train_split = take(train_split, indices, config.data_fraction)
     eval_split = CACHES.split(task, config.eval_split, options)
     train_batches: ImageBatches | FeatureBatches = ImageBatches(train_split, task.data.images, device)
     eval_batches: ImageBatches | FeatureBatches = ImageBatches(eval_split, task.data.images, device)
@@ -227,8 +248,8 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
     autocast = options.precision == "bf16"
     if options.feature_cache and method_cls.head_only and FeatureBatches.usable(task.data.images):
         features = CACHES.features(task, model, device, autocast)
-        train_batches = features(config.train_splits, train_batches)
-        eval_batches = features((config.eval_split,), eval_batches)
+        train_batches = features(train_batches)
+        eval_batches = features(eval_batches)
         model.inputs_are_features = True
     lr = effective_lr(optim["base_lr"], optim["batch_size"], optim["lr_scale_batch"])
     optimizer = build_optimizer(model, optim["optimizer"], lr, optim["weight_decay"], optim["momentum"])
@@ -340,6 +361,7 @@ def build_record(config: RunConfig, key: str, status: str, identity: dict[str, A
             "hparams": config.hparams, "optim": config.optim,
             "train_splits": list(config.train_splits), "eval_split": config.eval_split,
             **({"grid_prune": config.grid_prune} if config.grid_prune else {}),
+            **({"data_fraction": config.data_fraction} if config.data_fraction else {}),
         },
         "metrics": metrics,
         "history": history,

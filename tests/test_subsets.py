@@ -1,0 +1,62 @@
+"""--data-fraction: nested, class-balanced, seeded training subsets; val and test whole; stored and keyed."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.cli import main
+from bench.data.subsets import nested_subset, parse_fractions
+
+LABELS = np.repeat(np.arange(5), [40, 10, 7, 1, 22])  # unequal classes, one of them a single example
+
+
+def test_subsets_are_nested_class_balanced_and_seeded() -> None:
+    fractions = [0.1, 0.25, 0.5, 1.0]
+    subsets = [set(nested_subset(LABELS, f, seed=42).tolist()) for f in fractions]
+    for small, large in itertools.pairwise(subsets):
+        assert small < large
+    for fraction, subset in zip(fractions, subsets, strict=True):
+        kept = LABELS[sorted(subset)]
+        for label, size in enumerate(np.bincount(LABELS)):
+            assert (kept == label).sum() == max(1, math.ceil(fraction * size))
+    assert subsets[-1] == set(range(len(LABELS)))
+    assert nested_subset(LABELS, 0.25, seed=42).tolist() == sorted(subsets[1])
+    assert set(nested_subset(LABELS, 0.25, seed=44).tolist()) != subsets[1]
+
+
+def test_fraction_option_is_checked() -> None:
+    assert parse_fractions("0.1, 0.5,1") == [0.1, 0.5, 1.0]
+    for bad in ("0", "1.5", "a", ""):
+        with pytest.raises(Exception, match="--data-fraction"):
+            parse_fractions(bad)
+
+
+def records(root: Path) -> dict[str, dict[str, object]]:
+    return {str(p.parent.relative_to(root)): json.loads(p.read_text()) for p in root.rglob("run.json")}
+
+
+def test_fraction_runs_end_to_end(tiny_tasks_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["run", "--task", "tiny", "--method", "linear", "--tasks-dir", str(tiny_tasks_dir)]
+    assert main([*common, "--results", str(tmp_path / "plain")]) == 0
+    assert main([*common, "--results", str(tmp_path / "study"), "--data-fraction", "0.5,1.0"]) == 0
+    out = capsys.readouterr().out
+    assert "(data fraction 0.5)" in out
+    plain, study = records(tmp_path / "plain"), records(tmp_path / "study")
+    assert set(plain) < set(study)  # fraction 1.0 = the usual runs, same keys
+    halves = {k: r for k, r in study.items() if k not in plain}
+    assert len(halves) == len(plain)  # the same plan again, at half the data
+    for key, record in halves.items():
+        run = record["run"]
+        assert isinstance(run, dict) and run["data_fraction"] == 0.5
+        subset = json.loads((tmp_path / "study" / key / "subset.json").read_text())
+        # tiny: 4 balanced classes; train 24 (grid) or train + val 36 (final) -> ceil(half) of each class
+        per_class = (24 if run["stage"] == "grid" else 36) // 4
+        expected = 4 * math.ceil(per_class / 2)
+        assert len(subset["indices"]) == expected == record["data"]["train_examples"]  # type: ignore[index]
+        assert record["data"]["eval_examples"] == (12 if run["stage"] == "grid" else 20)  # type: ignore[index]
