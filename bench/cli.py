@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-fraction", default=None, metavar="F[,F...]",
                    help="train grid and final runs on nested class-balanced subsets of the training data, e.g. "
                         "0.1,0.25,0.5,1.0 (val and test stay whole; 1.0 = the usual runs)")
+    p.add_argument("--num-tokens", type=_int_list, default=None, metavar="N[,N...]",
+                   help="sweep the prompt / prefix length: the whole protocol once per value (fixes num_tokens)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model (inductor); recorded in each run's cost section")
     p.add_argument("--grid-prune", action="store_true",
@@ -446,15 +448,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         from bench.data.subsets import parse_fractions
 
         fractions = [f if f < 1.0 else None for f in parse_fractions(args.data_fraction)]
-    pairs = [(task, method_cls, fraction) for fraction in fractions for task in tasks for method_cls in method_classes
+    lengths: list[int | None] = list(args.num_tokens) if args.num_tokens else [None]
+    if args.num_tokens:
+        if any(n < 1 for n in args.num_tokens):
+            raise BenchError("--num-tokens values must be positive.")
+        lacking = [m.name for m in method_classes if "num_tokens" not in m.HParams.model_fields]
+        if lacking and args.method != "all":
+            raise BenchError(f"--num-tokens sweeps prompt / prefix lengths; {', '.join(lacking)} has no num_tokens.",
+                             hint="Use it with VPT or prefix methods (no_share, simple_share, deep_share, ...).")
+        method_classes = [m for m in method_classes if "num_tokens" in m.HParams.model_fields]
+    pairs = [(task, method_cls, fraction, length) for fraction in fractions for length in lengths
+             for task in tasks for method_cls in method_classes
              if not (args.method == "all" and _modality(task) not in method_cls.modalities)]
     results = {}
 
-    def run_pair(pair: tuple[Any, Any, float | None]) -> bool:
-        task, method_cls, fraction = pair
-        result = run_protocol(task, method_cls, store, options, stages, args.seeds, overrides, shard,
+    def run_pair(pair: tuple[Any, Any, float | None, int | None]) -> bool:
+        task, method_cls, fraction, length = pair
+        fixed = overrides if length is None else {**overrides, "num_tokens": length}
+        result = run_protocol(task, method_cls, store, options, stages, args.seeds, fixed, shard,
                               args.grid_prune, fraction)
-        results[(task.name, method_cls.name, fraction)] = result
+        results[(fraction, length, task.name, method_cls.name)] = result
         return result.complete
 
     if args.worker is not None:
@@ -464,9 +477,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     for pair in pairs:
         run_pair(pair)
     if "final" in stages:
-        for task, method_cls, fraction in pairs:
-            line = results[(task.name, method_cls.name, fraction)].summary()
-            print(line if fraction is None else f"{line} (data fraction {fraction:g})")
+        for task, method_cls, fraction, length in pairs:
+            line = results[(fraction, length, task.name, method_cls.name)].summary()
+            extra = []
+            if fraction is not None:
+                extra.append(f"data fraction {fraction:g}")
+            if length is not None:
+                extra.append(f"num_tokens {length}")
+            print(line + (f" ({', '.join(extra)})" if extra else ""))
     return 0
 
 

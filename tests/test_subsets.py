@@ -60,3 +60,19 @@ def test_fraction_runs_end_to_end(tiny_tasks_dir: Path, tmp_path: Path, capsys: 
         expected = 4 * math.ceil(per_class / 2)
         assert len(subset["indices"]) == expected == record["data"]["train_examples"]  # type: ignore[index]
         assert record["data"]["eval_examples"] == (12 if run["stage"] == "grid" else 20)  # type: ignore[index]
+
+
+def test_num_tokens_sweep_runs_the_protocol_once_per_length(tiny_tasks_dir: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["run", "--task", "tiny", "--tasks-dir", str(tiny_tasks_dir), "--results", str(tmp_path),
+              "--stage", "final", "--set", "base_lr=0.1", "--set", "weight_decay=0.0"]
+    assert main([*common, "--method", "no_share", "--num-tokens", "2,4,8"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"(num_tokens {n})" in out for n in (2, 4, 8))
+    finals = [r for r in records(tmp_path).values() if r["run"]["stage"] == "final"]  # type: ignore[index]
+    by_length: dict[int, set[int]] = {}
+    for r in finals:
+        by_length.setdefault(r["run"]["hparams"]["num_tokens"], set()).add(r["params"]["trainable"])  # type: ignore
+    # No-share deep prefix, E = num_tokens // 2 positions: 2 layers x (key + value) x 32 per position
+    assert {n: t.pop() for n, t in by_length.items()} == {2: 128, 4: 256, 8: 512}
+    assert main([*common, "--method", "linear", "--num-tokens", "4"]) == 2  # linear has no num_tokens
