@@ -164,6 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_score)
 
+    p = sub.add_parser("study", help="studies: `bench study sample-efficiency` (score vs training fraction)")
+    p.add_argument("what", choices=["sample-efficiency"])
+    p.add_argument("--suite", "--task", dest="task", required=True, help="suite or task")
+    p.add_argument("--methods", required=True, help="comma-separated methods, the reference among them")
+    p.add_argument("--reference", default="deep_share", help="method tested against the others (default deep_share)")
+    p.add_argument("--fractions", default="0.1,0.25,0.5,1.0", help="training fractions (default 0.1,0.25,0.5,1.0)")
+    p.add_argument("--out", type=Path, default=Path("results/studies"), help="report folder (default results/studies)")
+    p.add_argument("--no-run", action="store_true", help="only write the report from the runs already stored")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    common(p, results=True)
+    p.set_defaults(func=cmd_study)
+
     p = sub.add_parser("leaderboard", help="rebuild the tables, statistics and plots from stored runs")
     p.add_argument("--suite", "--task", dest="task", default=None,
                    help="suite or task to show (default: every task with runs)")
@@ -647,6 +659,38 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"  created {record['created_at']}  commit {record['env'].get('git_commit')}",
     ]
     print("\n".join(lines))
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from bench import registry, study
+    from bench.data.subsets import parse_fractions
+    from bench.store import RunStore
+
+    fractions = parse_fractions(args.fractions)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.reference not in methods:
+        raise BenchError(f"--reference {args.reference} is not among --methods ({', '.join(methods)}).")
+    for name in methods:
+        registry.get_method(name, _dirs(args, "methods_dir"))
+    suite, specs = registry.resolve_tasks(args.task, _dirs(args, "tasks_dir"))
+    extra = [a for d in _dirs(args, "tasks_dir") for a in ("--tasks-dir", str(d))]
+    extra += [a for d in _dirs(args, "methods_dir") for a in ("--methods-dir", str(d))]
+    if not args.no_run:
+        code = main(["run", "--task", args.task, "--method", ",".join(methods), "--data-fraction",
+                     ",".join(f"{f:g}" for f in fractions), "--results", str(_results(args)), *extra])
+        if code != 0:
+            return code
+    name = suite.name if suite is not None else specs[0].name
+    report = study.build(RunStore(_results(args)), name, [t.name for t in specs], methods, args.reference, fractions,
+                         resamples=args.resamples)
+    for path in study.write(report, args.out):
+        log.info("wrote %s", path)
+    for method in methods:
+        area = report.area[method]
+        shown = "–" if area is None else f"{area:.2f}"
+        print(f"{method}: area under the score-vs-fraction curve {shown} "
+              f"(mean over fractions {', '.join(f'{f:g}' for f in fractions)})")
     return 0
 
 

@@ -134,3 +134,21 @@ def cd_diagram_svg(mean_ranks: Mapping[str, float], critical_difference: float |
         if title:
             axes.text((low + high) / 2, 0.72, title, ha="center", va="top", fontsize=9)
         return _svg(figure)
+
+
+def curves_svg(x: Sequence[float], series: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
+               *, xlabel: str, ylabel: str) -> str:
+    """One line per method over x (e.g. training fraction), with a shaded band (e.g. ± std over seeds):
+    series[method] = (mean, low, high)."""
+    with _figure() as figure:
+        axes = figure.add_subplot()
+        for i, (method, (mean, low, high)) in enumerate(series.items()):
+            colour = PALETTE[i % len(PALETTE)]
+            axes.plot(list(x), list(mean), marker="o", color=colour, label=method)
+            axes.fill_between(list(x), list(low), list(high), color=colour, alpha=0.2, linewidth=0)
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(ylabel)
+        axes.set_xticks(list(x), [f"{v:g}" for v in x])
+        axes.legend(loc="lower right", frameon=False)
+        axes.grid(alpha=0.3)
+        return _svg(figure)

@@ -76,3 +76,27 @@ def test_num_tokens_sweep_runs_the_protocol_once_per_length(tiny_tasks_dir: Path
     # No-share deep prefix, E = num_tokens // 2 positions: 2 layers x (key + value) x 32 per position
     assert {n: t.pop() for n, t in by_length.items()} == {2: 128, 4: 256, 8: 512}
     assert main([*common, "--method", "linear", "--num-tokens", "4"]) == 2  # linear has no num_tokens
+
+
+def test_sample_efficiency_study_runs_and_reports(tiny_tasks_dir: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "studies"
+    assert main(["study", "sample-efficiency", "--suite", "tiny", "--methods", "linear,full_ft", "--reference",
+                 "full_ft", "--fractions", "0.5,1.0", "--tasks-dir", str(tiny_tasks_dir), "--results",
+                 str(tmp_path / "runs"), "--out", str(out_dir), "--resamples", "200"]) == 0
+    assert "area under the score-vs-fraction curve" in capsys.readouterr().out
+    report = json.loads((out_dir / "sample-efficiency-tiny.json").read_text())
+    assert report["fractions"] == [0.5, 1.0] and report["missing"] == []
+    for method in ("linear", "full_ft"):
+        low, high = report["mean"][method]
+        assert report["area"][method] == pytest.approx((low + high) / 2)  # trapezoid over [0.5, 1] / 0.5
+    full = [json.loads(p.read_text())["metrics"]["top1"]
+            for p in (tmp_path / "runs" / "tiny/colors/linear/final").glob("*/run.json")
+            if "data_fraction" not in json.loads(p.read_text())["run"]]
+    assert report["mean"]["linear"][1] == pytest.approx(float(np.mean(full)))
+    tests = report["tests"]
+    assert [(t["fraction"], t["method"], t["n"]) for t in tests] == [(0.5, "linear", 20), (1.0, "linear", 20)]
+    assert all(0 < t["p"] <= t["p_holm"] <= 1 for t in tests)
+    markdown = (out_dir / "sample-efficiency-tiny.md").read_text()
+    assert "![Score vs training fraction](sample-efficiency-tiny.svg)" in markdown
+    assert (out_dir / "sample-efficiency-tiny.svg").read_text().count("<svg") == 1

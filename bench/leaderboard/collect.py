@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,8 @@ class Collected:
         return sorted({m for _, m in [*self.cells, *self.missing]})
 
 
-def read_records(root: Path, tasks: list[str] | None, methods: list[str] | None) -> list[dict[str, Any]]:
+def read_records(root: Path, tasks: list[str] | None, methods: list[str] | None,
+                 keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
     """Every run.json below root for the given tasks/methods, filtering on the folder layout
     (<task>/<method>/<stage>/<key>/run.json) before parsing, so unrelated runs cost nothing."""
     out: list[dict[str, Any]] = []
@@ -74,21 +76,22 @@ def read_records(root: Path, tasks: list[str] | None, methods: list[str] | None)
                 wanted_methods is not None and method not in wanted_methods):
             continue
         record = RunStore(root).load(path.parent)
-        if record is None:
+        if record is None or (keep is not None and not keep(record)):
             continue
         record["_dir"] = str(path.parent)
         out.append(record)
     return out
 
 
-def collect(store: RunStore, tasks: list[str] | None = None, methods: list[str] | None = None) -> Collected:
+def collect(store: RunStore, tasks: list[str] | None = None, methods: list[str] | None = None,
+            keep: Callable[[dict[str, Any]], bool] | None = None) -> Collected:
     """Group final runs by hyper-parameter point; when several points have final runs (the grid was re-run and
     selected differently, or also run with --grid-prune), the full grid's wins, then the point with the most
-    finished seeds, then the most recent."""
+    finished seeds, then the most recent. `keep` filters records (a study takes one data fraction at a time)."""
     found = Collected()
     finals: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     grid_runs: dict[tuple[str, str], int] = defaultdict(int)
-    for record in read_records(store.root, tasks, methods):
+    for record in read_records(store.root, tasks, methods, keep):
         run = record["run"]
         pair = (run["task"], run["method"])
         cost = record.get("cost", {})
