@@ -164,11 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("study", help="studies: `bench study sample-efficiency` (score vs training fraction)")
-    p.add_argument("what", choices=["sample-efficiency"])
+    p = sub.add_parser("study", help="studies: `bench study sample-efficiency` (score vs training fraction), "
+                       "`bench study prefix-length` (score, parameters and cost vs prompt / prefix length)")
+    p.add_argument("what", choices=["sample-efficiency", "prefix-length"])
+    p.add_argument("--lengths", type=_int_list, default=[2, 10, 20, 100, 200],
+                   help="prefix-length: num_tokens values (default 2,10,20,100,200)")
+    p.add_argument("--cost-batch", type=int, default=8, help="prefix-length: batch of the cost measurement")
+    p.add_argument("--cost-steps", type=int, default=5, help="prefix-length: timed steps per variant")
+    p.add_argument("--device", default=None, help="prefix-length: device of the cost measurement")
     p.add_argument("--suite", "--task", dest="task", required=True, help="suite or task")
     p.add_argument("--methods", required=True, help="comma-separated methods, the reference among them")
-    p.add_argument("--reference", default="deep_share", help="method tested against the others (default deep_share)")
+    p.add_argument("--reference", default="deep_share",
+                   help="sample-efficiency: method tested against the others (default deep_share)")
     p.add_argument("--fractions", default="0.1,0.25,0.5,1.0", help="training fractions (default 0.1,0.25,0.5,1.0)")
     p.add_argument("--out", type=Path, default=Path("results/studies"), help="report folder (default results/studies)")
     p.add_argument("--no-run", action="store_true", help="only write the report from the runs already stored")
@@ -669,6 +676,8 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     fractions = parse_fractions(args.fractions)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.what == "prefix-length":
+        return _study_prefix_length(args, methods)
     if args.reference not in methods:
         raise BenchError(f"--reference {args.reference} is not among --methods ({', '.join(methods)}).")
     for name in methods:
@@ -691,6 +700,38 @@ def cmd_study(args: argparse.Namespace) -> int:
         shown = "–" if area is None else f"{area:.2f}"
         print(f"{method}: area under the score-vs-fraction curve {shown} "
               f"(mean over fractions {', '.join(f'{f:g}' for f in fractions)})")
+    return 0
+
+
+def _study_prefix_length(args: argparse.Namespace, methods: list[str]) -> int:
+    from bench import registry, study_length
+    from bench.store import RunStore
+    from bench.train.run import configure_threads, default_device
+
+    lengths = sorted(set(args.lengths))
+    if not lengths or min(lengths) < 1:
+        raise BenchError("--lengths must be positive integers, e.g. 2,10,20.")
+    classes = {name: registry.get_method(name, _dirs(args, "methods_dir"))
+               for name in {*methods, *(n for _, n, _ in study_length.SHARE_TYPES)}}
+    suite, specs = registry.resolve_tasks(args.task, _dirs(args, "tasks_dir"))
+    extra = [a for d in _dirs(args, "tasks_dir") for a in ("--tasks-dir", str(d))]
+    extra += [a for d in _dirs(args, "methods_dir") for a in ("--methods-dir", str(d))]
+    if not args.no_run:
+        code = main(["run", "--task", args.task, "--method", ",".join(methods), "--num-tokens",
+                     ",".join(map(str, lengths)), "--results", str(_results(args)), *extra])
+        if code != 0:
+            return code
+    name = suite.name if suite is not None else specs[0].name
+    report = study_length.build(RunStore(_results(args)), name, [t.name for t in specs], methods, lengths)
+    vision = [t for t in specs if isinstance(t, TaskSpec)]
+    if vision:
+        configure_threads()
+        device = default_device(args.device)
+        study_length.measure_cost(report, vision[0], classes, args.cost_batch, args.cost_steps, device,
+                                  "bf16" if device.type == "cuda" else "fp32")
+    for path in study_length.write(report, args.out):
+        log.info("wrote %s", path)
+    print(study_length.render_markdown(report, None))
     return 0
 
 

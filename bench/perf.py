@@ -11,6 +11,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,8 @@ class StepCost:
     ratio: float
     eval_seconds: float = 0.0  # one no-grad forward of the same batch
     peak_memory_bytes: int | None = None  # CUDA only: peak allocated during this method's steps
+    trainable: int = 0
+    stored: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,10 @@ def _time(step: Callable[[], None], device: torch.device) -> float:
 
 
 def measure(task: TaskSpec, method_classes: list[type[Method]], batch: int, steps: int, device: torch.device,
-            precision: str = "fp32", warmup: int = 3) -> tuple[float, list[StepCost]]:
-    """Median seconds of the reference step, and each method's median step with its ratio."""
+            precision: str = "fp32", warmup: int = 3,
+            variants: list[tuple[str, type[Method], dict[str, Any]]] | None = None) -> tuple[float, list[StepCost]]:
+    """Median seconds of the reference step, and each method's median step with its ratio. `variants`
+    (label, method, hyper-parameters) replaces the methods' defaults, e.g. one entry per prefix length."""
     from bench.backbones import build_backbone
     from bench.train.model import PeftModel
     from bench.train.optim import build_optimizer
@@ -85,8 +90,11 @@ def measure(task: TaskSpec, method_classes: list[type[Method]], batch: int, step
 
     runners: list[tuple[str, Callable[[], None]]] = []
     evaluators: dict[str, Callable[[], None]] = {}
-    for method_cls in method_classes:
-        model = PeftModel(build_backbone(spec), method_cls(), task.data.num_classes).to(device).train()
+    counts: dict[str, tuple[int, int]] = {}
+    for label, method_cls, hparams in variants or [(m.name, m, {}) for m in method_classes]:
+        method = method_cls(method_cls.parse_hparams(hparams)) if hparams else method_cls()
+        model = PeftModel(build_backbone(spec), method, task.data.num_classes).to(device).train()
+        counts[label] = (model.method_trainable, model.method_stored)
         optimizer = build_optimizer(model, method_cls.optimizer or "sgd", lr=1e-6, weight_decay=0.0)
 
         def method_step(model: PeftModel = model, optimizer: torch.optim.Optimizer = optimizer) -> None:
@@ -100,8 +108,8 @@ def measure(task: TaskSpec, method_classes: list[type[Method]], batch: int, step
             with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 model(images)
 
-        runners.append((method_cls.name, method_step))
-        evaluators[method_cls.name] = method_eval
+        runners.append((label, method_step))
+        evaluators[label] = method_eval
 
     peaks: dict[str, int | None] = {}
     for _ in range(warmup):
@@ -121,7 +129,7 @@ def measure(task: TaskSpec, method_classes: list[type[Method]], batch: int, step
             eval_timings[name].append(_time(evaluators[name], device))
     base = statistics.median(reference)
     costs = [StepCost(name, statistics.median(t), statistics.median(t) / base, statistics.median(eval_timings[name]),
-                      peaks.get(name)) for name, t in timings.items()]
+                      peaks.get(name), *counts[name]) for name, t in timings.items()]
     return base, costs
 
 

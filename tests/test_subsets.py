@@ -100,3 +100,21 @@ def test_sample_efficiency_study_runs_and_reports(tiny_tasks_dir: Path, tmp_path
     markdown = (out_dir / "sample-efficiency-tiny.md").read_text()
     assert "![Score vs training fraction](sample-efficiency-tiny.svg)" in markdown
     assert (out_dir / "sample-efficiency-tiny.svg").read_text().count("<svg") == 1
+
+
+def test_prefix_length_study_reports_scores_parameters_and_cost(tiny_tasks_dir: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "studies"
+    assert main(["study", "prefix-length", "--suite", "tiny", "--methods", "no_share,deep_share", "--lengths", "2,4",
+                 "--tasks-dir", str(tiny_tasks_dir), "--results", str(tmp_path / "runs"), "--out", str(out_dir),
+                 "--cost-batch", "4", "--cost-steps", "2"]) == 0
+    report = json.loads((out_dir / "prefix-length-tiny.json").read_text())
+    assert report["lengths"] == [2, 4] and all(v is not None for v in report["mean"]["no_share"])
+    assert report["trainable"]["no_share"] == [128, 256]  # E = 1, 2 positions x 2 layers x (key + value) x 32
+    cost = {(row["share_type"], row["length"]): row for row in report["cost"]}
+    assert len(cost) == 4 * 2 and all(row["step_ms"] > 0 for row in cost.values())
+    assert cost[("None (no_share)", 4)]["trainable"] == cost[("None (no_share)", 4)]["stored"] == 256
+    mlp, linear = cost[("MLP (deep_share)", 4)], cost[("linear (deep_share)", 4)]
+    assert mlp["stored"] == linear["stored"] == 256  # the reparameterisation is trained, not stored
+    assert mlp["trainable"] > mlp["stored"] and linear["trainable"] > linear["stored"]
+    assert cost[("identity (simple_share)", 4)]["trainable"] == 2 * 4 * 32  # N = 4 prompts per layer, no MLP
+    assert "## Cost of the length and of the reparameterisation" in (out_dir / "prefix-length-tiny.md").read_text()
