@@ -108,7 +108,8 @@ def render_markdown(report: PrefixLengthReport, plot_file: str | None) -> str:
     for method in report.methods:
         cells = []
         for mean, std, params in zip(report.mean[method], report.std[method], report.trainable[method], strict=True):
-            cells.append("–" if mean is None or params is None else f"{mean:.2f} ± {std or 0.0:.2f} ({params:,.0f} trained)")
+            shown = f"{mean:.2f} ± {std or 0.0:.2f} ({params:,.0f} trained)" if mean is not None and params else "–"
+            cells.append(shown)
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     if plot_file:
         lines += ["", f"![Score vs prefix length]({plot_file})"]
