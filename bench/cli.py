@@ -164,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_score)
 
+    p = sub.add_parser("analyze", help="analyses of a trained run: `bench analyze attention RUN`")
+    p.add_argument("what", choices=["attention"])
+    p.add_argument("run", help="run folder or key prefix (a completed final run of a PEFT method, vision)")
+    p.add_argument("--images", type=int, default=16, help="test images to analyse (default 16)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: <run>/analysis)")
+    common(p, results=True)
+    p.set_defaults(func=cmd_analyze)
+
     p = sub.add_parser("study", help="studies: `bench study sample-efficiency` (score vs training fraction), "
                        "`bench study prefix-length` (score, parameters and cost vs prompt / prefix length)")
     p.add_argument("what", choices=["sample-efficiency", "prefix-length"])
@@ -667,6 +675,37 @@ def cmd_show(args: argparse.Namespace) -> int:
     ]
     print("\n".join(lines))
     return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from bench import analysis
+
+    run_dir = _find_run(args)
+    if args.images < 1:
+        raise BenchError("--images must be at least 1.")
+    report = analysis.analyze(run_dir, args.images)
+    for path in analysis.write(report, args.out or run_dir / "analysis"):
+        log.info("wrote %s", path)
+    for layer, (share, positions) in enumerate(zip(report.prefix_share.mean(axis=1), report.prefix_positions,
+                                                   strict=True)):
+        print(f"layer {layer}: {positions} prefix positions, {100 * share:.1f} % of the attention mass on them")
+    return 0
+
+
+def _find_run(args: argparse.Namespace) -> Path:
+    """A run folder, or the one run whose key starts with the given prefix."""
+    from bench.store import RunStore
+
+    path = Path(args.run)
+    if (path / "run.json").is_file():
+        return path
+    store = RunStore(_results(args))
+    matches = [Path(r["_dir"]) for r in store.records() if r["key"].startswith(args.run)]
+    if len(matches) != 1:
+        found = "no run" if not matches else f"{len(matches)} runs"
+        raise BenchError(f"{found} match '{args.run}' in {store.root}.",
+                         hint="Give a run folder or a longer key prefix (keys are the run folder names).")
+    return matches[0]
 
 
 def cmd_study(args: argparse.Namespace) -> int:

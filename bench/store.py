@@ -23,6 +23,7 @@ RECORD = "run.json"
 PREDICTIONS = "predictions.npz"  # vision: index, label, pred per test image
 OUTPUTS = "outputs.jsonl"  # language: hypothesis and per-item metric statistics per test item
 CHECKPOINT = "checkpoint.pt"
+TRAINED = "trained.pt"  # final PEFT runs: the trained parameters (method + head), for analyses
 LOCK = "lock"
 
 

@@ -44,6 +44,9 @@ class PrefixAttention(nn.Module):
         # and the q/k/v delta function bound to this layer.
         self.prefix: PrefixKV | None = None
         self.delta: Any = None
+        # Analysis only (bench analyze attention): when a list, each call appends its (B, H, N, P + N) attention
+        # probabilities, computed explicitly; training and evaluation leave it None and use the fused kernel.
+        self.record: list[torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
         if attn_mask is not None or is_causal:
@@ -60,6 +63,9 @@ class PrefixAttention(nn.Module):
             prefix_k, prefix_v = self.prefix
             k = torch.cat([prefix_k.to(k.dtype), k], dim=2)
             v = torch.cat([prefix_v.to(v.dtype), v], dim=2)
+        if self.record is not None:
+            probs = torch.softmax((q * self.head_dim**-0.5) @ k.transpose(-2, -1), dim=-1)
+            self.record.append(probs.detach())
         x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
         x = x.transpose(1, 2).reshape(B, N, self.attn_dim)
         x = self.norm(x)

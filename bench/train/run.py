@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import io
 import logging
 import os
 import platform
@@ -36,6 +37,7 @@ from bench.store import (
     CHECKPOINT,
     PREDICTIONS,
     SCHEMA_VERSION,
+    TRAINED,
     RunStore,
     atomic_write_bytes,
     atomic_write_json,
@@ -175,6 +177,7 @@ def key_of(config: RunConfig, options: RunOptions) -> str:
 
 
 FRESH = "_fresh"
+SAVE_TRAINED_MAX = 5_000_000  # final PEFT runs keep their trained parameters (prefix, head) when at most this many
 StopRule = Callable[[int, float], bool]
 # A NaN/inf loss stops the run at once on CPU; on a GPU the check (a host-device sync) runs every this many steps.
 NAN_CHECK_EVERY = 20
@@ -335,6 +338,10 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
         metrics["top1"] = history[-1][f"{config.eval_split}_top1"]
         assert predictions is not None
         _write_predictions(run_dir / PREDICTIONS, predictions)
+        if config.stage == "final" and not method_cls.trains_backbone and model.method_trainable <= SAVE_TRAINED_MAX:
+            buffer = io.BytesIO()
+            torch.save(model.trainable_state(), buffer)
+            atomic_write_bytes(run_dir / TRAINED, buffer.getvalue())
     else:
         metrics["top1"] = None
         metrics[f"{status}_at_epoch"] = history[-1]["epoch"]  # diverged_at_epoch / pruned_at_epoch
