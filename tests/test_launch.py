@@ -36,8 +36,8 @@ def test_concurrent_workers_record_every_run_exactly_once(tiny_tasks_dir: Path, 
     assert run(tiny_tasks_dir, results, "--workers", "3", "--poll", "0.2") == 0
     captured = capsys.readouterr()
     assert records(results) == reference_plan and len(reference_plan) > 10
-    leftovers = [p.name for p in results.rglob("*") if p.is_file() and p.name != "run.json"
-                 and p.suffix not in (".npz",)]
+    leftovers = [p.name for p in results.rglob("*") if p.is_file()
+                 and p.name not in ("run.json", "predictions.npz", "trained.pt")]
     assert leftovers == []  # no lock, checkpoint or temp file
     ran = re.findall(r"\[worker (\d)\] tiny/colors \S+ (?:grid|final) seed=", captured.err)
     assert len(ran) == len(reference_plan)  # each run executed once, by some worker
