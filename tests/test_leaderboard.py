@@ -281,3 +281,21 @@ def test_a_damaged_predictions_file_skips_that_test_with_the_reason(toy_store: P
     assert "unreadable per-example file" in board.task_tests.skipped[("toy/a", "weak")]
     assert row(board, "weak").entries[0].value is not None and not row(board, "weak").entries[0].tied
     assert ("toy/b", "weak") in board.task_tests.comparisons
+
+
+def test_reproduced_vs_published_differences_with_a_t_interval(tmp_path: Path) -> None:
+    from bench.reference import load_references
+
+    for seed, accuracy in ((0, 0.88), (1, 0.89)):
+        correct = np.arange(100) < accuracy * 100
+        write_run(tmp_path, "fgvc/cub", "deep_share", seed, correct, protocol_seeds=5)
+    board = leaderboard.build(RunStore(tmp_path), "fgvc", ["fgvc/cub"], None, references=load_references(),
+                              plots=False)
+    (row,) = [r for r in board.reproduction if r.method == "deep_share"]
+    assert row.source == "reparamprefix_2025_figure2" and row.published == 87.8  # read from the paper's figure
+    assert row.difference == pytest.approx(88.5 - 87.8)
+    half = scipy.stats.t.ppf(0.975, 1) * np.std([88.0, 89.0], ddof=1) / np.sqrt(2)  # = 12.706 x 0.5
+    assert (row.ci_low, row.ci_high) == pytest.approx((0.7 - half, 0.7 + half))
+    markdown = leaderboard.render_markdown(board)
+    assert "### Reproduced vs published" in markdown
+    assert "| deep_share | fgvc/cub | reparamprefix_2025_figure2 |" in markdown

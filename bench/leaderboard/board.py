@@ -9,6 +9,7 @@ every task it needs is present, otherwise "–" with a footnote, like any other 
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 from typing import Literal
@@ -50,6 +51,22 @@ class Row:
     footnote: str | None = None  # on the row label (e.g. a pruned grid)
 
 
+@dataclass(frozen=True)
+class Reproduction:
+    """Our cell against a published number for the same method and task: difference and its 95% CI over seeds
+    (Student t on our seeds; the published number is taken as exact, as papers print no spread)."""
+
+    method: str
+    task: str
+    source: str
+    ours: float
+    published: float
+    difference: float
+    ci_low: float | None
+    ci_high: float | None
+    seeds: int
+
+
 @dataclass
 class Board:
     name: str
@@ -62,6 +79,7 @@ class Board:
     task_tests: TaskTests = field(default_factory=TaskTests)
     across: AcrossTasks | None = None
     plots: dict[str, str] = field(default_factory=dict)
+    reproduction: list[Reproduction] = field(default_factory=list)
 
     @property
     def metrics(self) -> list[str]:
@@ -96,6 +114,7 @@ def build_board(name: str, collected: Collected, tasks: list[str], methods: list
     runs.sort(key=lambda r: (r.entries[-1].value is None, -(r.entries[-1].value or 0.0), r.label))
     _mark_places(runs, len(columns))
     board.rows.extend(runs)
+    board.reproduction = reproduction(collected, references, tasks)
     for ref_name, table in references.items():
         rows = [_reference_row(board, ref_name, method, values, tasks, groups)
                 for method, values in table.methods.items() if any(t in values for t in tasks)]
@@ -104,6 +123,26 @@ def build_board(name: str, collected: Collected, tasks: list[str], methods: list
             suffix = " (values read from a figure)" if table.kind == "figure" else ""
             board.sources.append((ref_name, table.citation + suffix))
     return board
+
+
+def reproduction(collected: Collected, references: dict[str, ReferenceTable], tasks: list[str]) -> list[Reproduction]:
+    from scipy import stats as scipy_stats
+
+    out = []
+    for source, table in sorted(references.items()):
+        for method, values in sorted(table.methods.items()):
+            for task in tasks:
+                cell = collected.cells.get((task, method))
+                if cell is None or task not in values:
+                    continue
+                n = len(cell.scores)
+                difference = cell.mean - values[task]
+                low = high = None
+                if n > 1:
+                    half = float(scipy_stats.t.ppf(0.975, n - 1)) * cell.std / math.sqrt(n)
+                    low, high = difference - half, difference + half
+                out.append(Reproduction(method, task, source, cell.mean, values[task], difference, low, high, n))
+    return out
 
 
 def _run_row(board: Board, collected: Collected, method: str, tasks: list[str], groups: dict[str, list[str]]

@@ -78,5 +78,7 @@ def render_json(board: Board) -> str:
             },
         },
         "statistics_text": [{"title": t.title, "note": t.note} for t in statistics_tables(board)],
+        "reproduction": [{k: _num(v) if isinstance(v, float) else v for k, v in vars(r).items()}
+                         for r in board.reproduction],
     }
     return json.dumps(payload, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
