@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-fraction", default=None, metavar="F[,F...]",
                    help="train grid and final runs on nested class-balanced subsets of the training data, e.g. "
                         "0.1,0.25,0.5,1.0 (val and test stay whole; 1.0 = the usual runs)")
+    p.add_argument("--train-examples", type=_int_list, default=None, metavar="N[,N...]",
+                   help="language tasks: train on N examples (a nested seeded subset; low-data settings), per value")
     p.add_argument("--num-tokens", type=_int_list, default=None, metavar="N[,N...]",
                    help="sweep the prompt / prefix length: the whole protocol once per value (fixes num_tokens)")
     p.add_argument("--compile", action="store_true",
@@ -174,9 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("study", help="studies: `bench study sample-efficiency` (score vs training fraction), "
                        "`bench study prefix-length` (score, parameters and cost vs prompt / prefix length)")
-    p.add_argument("what", choices=["sample-efficiency", "prefix-length"])
+    p.add_argument("what", choices=["sample-efficiency", "prefix-length", "init"])
+    p.add_argument("--words", default=" summarize, table-to-text, elephant",
+                   help="init: comma-separated texts to initialise the prefix from (default ' summarize', "
+                        "' table-to-text', ' elephant'; a leading space is kept as GPT-2 tokenises it)")
+    p.add_argument("--examples", type=_int_list, default=[50, 100, 200, 500],
+                   help="init: training-set sizes (default 50,100,200,500)")
     p.add_argument("--lengths", type=_int_list, default=[2, 10, 20, 100, 200],
                    help="prefix-length: num_tokens values (default 2,10,20,100,200)")
+    p.add_argument("--seeds", type=_int_list, default=None, help="init: final seeds (default: the task's)")
     p.add_argument("--cost-batch", type=int, default=8, help="prefix-length: batch of the cost measurement")
     p.add_argument("--cost-steps", type=int, default=5, help="prefix-length: timed steps per variant")
     p.add_argument("--device", default=None, help="prefix-length: device of the cost measurement")
@@ -484,17 +492,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise BenchError(f"--num-tokens sweeps prompt / prefix lengths; {', '.join(lacking)} has no num_tokens.",
                              hint="Use it with VPT or prefix methods (no_share, simple_share, deep_share, ...).")
         method_classes = [m for m in method_classes if "num_tokens" in m.HParams.model_fields]
-    pairs = [(task, method_cls, fraction, length) for fraction in fractions for length in lengths
-             for task in tasks for method_cls in method_classes
+    sizes: list[int | None] = list(args.train_examples) if args.train_examples else [None]
+    if args.train_examples and min(args.train_examples) < 1:
+        raise BenchError("--train-examples values must be positive.")
+    # One protocol per task x method x study variant (data fraction, prompt length, training-set size).
+    variants = [(f, n, e) for f in fractions for n in lengths for e in sizes]
+    pairs = [(task, method_cls, variant) for variant in variants for task in tasks for method_cls in method_classes
              if not (args.method == "all" and _modality(task) not in method_cls.modalities)]
     results = {}
 
-    def run_pair(pair: tuple[Any, Any, float | None, int | None]) -> bool:
-        task, method_cls, fraction, length = pair
+    def run_pair(pair: tuple[Any, Any, tuple[float | None, int | None, int | None]]) -> bool:
+        task, method_cls, (fraction, length, size) = pair
         fixed = overrides if length is None else {**overrides, "num_tokens": length}
         result = run_protocol(task, method_cls, store, options, stages, args.seeds, fixed, shard,
-                              args.grid_prune, fraction)
-        results[(fraction, length, task.name, method_cls.name)] = result
+                              args.grid_prune, fraction, size)
+        results[(task.name, method_cls.name, fraction, length, size)] = result
         return result.complete
 
     if args.worker is not None:
@@ -504,13 +516,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     for pair in pairs:
         run_pair(pair)
     if "final" in stages:
-        for task, method_cls, fraction, length in pairs:
-            line = results[(fraction, length, task.name, method_cls.name)].summary()
+        for task, method_cls, (fraction, length, size) in pairs:
+            line = results[(task.name, method_cls.name, fraction, length, size)].summary()
             extra = []
             if fraction is not None:
                 extra.append(f"data fraction {fraction:g}")
             if length is not None:
                 extra.append(f"num_tokens {length}")
+            if size is not None:
+                extra.append(f"{size} training examples")
             print(line + (f" ({', '.join(extra)})" if extra else ""))
     return 0
 
@@ -717,6 +731,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if args.what == "prefix-length":
         return _study_prefix_length(args, methods)
+    if args.what == "init":
+        return _study_init(args, methods)
     if args.reference not in methods:
         raise BenchError(f"--reference {args.reference} is not among --methods ({', '.join(methods)}).")
     for name in methods:
@@ -739,6 +755,40 @@ def cmd_study(args: argparse.Namespace) -> int:
         shown = "–" if area is None else f"{area:.2f}"
         print(f"{method}: area under the score-vs-fraction curve {shown} "
               f"(mean over fractions {', '.join(f'{f:g}' for f in fractions)})")
+    return 0
+
+
+def _study_init(args: argparse.Namespace, methods: list[str]) -> int:
+    from bench import registry, study_init
+    from bench.spec import TextTaskSpec
+    from bench.store import RunStore
+
+    if len(methods) != 1:
+        raise BenchError("`bench study init` takes one method (--methods no_share).")
+    method = methods[0]
+    if "init_text" not in registry.get_method(method, _dirs(args, "methods_dir")).HParams.model_fields:
+        raise BenchError(f"method '{method}' has no init_text hyper-parameter.", hint="Use --methods no_share.")
+    task = registry.load_task_by_name(args.task, _dirs(args, "tasks_dir"))
+    if not isinstance(task, TextTaskSpec):
+        raise BenchError(f"`bench study init` initialises language prefixes; '{task.name}' is a vision task.")
+    words = [" " + w.strip() for w in args.words.split(",") if w.strip()]  # GPT-2 words start with a space
+    sizes = sorted(set(args.examples))
+    if not sizes or sizes[0] < 1:
+        raise BenchError("--examples must be positive integers, e.g. 50,100,200,500.")
+    extra = [a for d in _dirs(args, "tasks_dir") for a in ("--tasks-dir", str(d))]
+    extra += [a for d in _dirs(args, "methods_dir") for a in ("--methods-dir", str(d))]
+    if not args.no_run:
+        for init in [None, *words]:
+            fixed = [] if init is None else ["--set", f"init_text={json.dumps(init)}"]
+            seeds = ["--seeds", ",".join(map(str, args.seeds))] if args.seeds else []
+            code = main(["run", "--task", task.name, "--method", method, "--train-examples",
+                         ",".join(map(str, sizes)), "--results", str(_results(args)), *fixed, *seeds, *extra])
+            if code != 0:
+                return code
+    report = study_init.build(RunStore(_results(args)), task.name, method, words, sizes, resamples=args.resamples)
+    for path in study_init.write(report, args.out):
+        log.info("wrote %s", path)
+    print(study_init.summary(report))
     return 0
 
 

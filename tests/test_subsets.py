@@ -118,3 +118,19 @@ def test_prefix_length_study_reports_scores_parameters_and_cost(tiny_tasks_dir: 
     assert mlp["trainable"] > mlp["stored"] and linear["trainable"] > linear["stored"]
     assert cost[("identity (simple_share)", 4)]["trainable"] == 2 * 4 * 32  # N = 4 prompts per layer, no MLP
     assert "## Cost of the length and of the reparameterisation" in (out_dir / "prefix-length-tiny.md").read_text()
+
+
+def test_initialisation_study_on_the_mini_data_to_text_task(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "studies"
+    assert main(["study", "init", "--task", "mini/e2e", "--methods", "no_share", "--words", "summarize",
+                 "--examples", "16,32", "--seeds", "101", "--results", str(tmp_path / "runs"), "--out",
+                 str(out_dir), "--resamples", "100"]) == 0
+    assert "examples: best" in capsys.readouterr().out
+    report = json.loads((out_dir / "init-mini-e2e.json").read_text())
+    assert report["inits"] == ["random", " summarize"] and report["sizes"] == [16, 32]
+    assert report["metric"] == "BLEU" and all(v is not None for v in report["mean"][" summarize"])
+    runs = [json.loads(p.read_text())["run"] for p in (tmp_path / "runs").rglob("run.json")]
+    assert sorted((r["hparams"]["init_text"] or "", r["train_examples"]) for r in runs) == [
+        ("", 16), ("", 32), (" summarize", 16), (" summarize", 32)]
+    assert [(t["size"], t["init"]) for t in report["tests"]] == [(16, " summarize"), (32, " summarize")]
+    assert "## Tests: random − word initialisation" in (out_dir / "init-mini-e2e.md").read_text()

@@ -83,7 +83,7 @@ def grid_points(settings: MethodSettings) -> list[dict[str, GridValue]]:
 
 def make_config(task: AnyTaskSpec, method_cls: type[Method], settings: MethodSettings, point: dict[str, GridValue],
                 stage: str, seed: int, grid_prune: dict[str, Any] | None = None,
-                data_fraction: float | None = None) -> RunConfig:
+                data_fraction: float | None = None, train_examples: int | None = None) -> RunConfig:
     hparams = {k: v for k, v in point.items() if k not in OPTIM_KEYS}
     full_hparams = method_cls.parse_hparams(hparams).model_dump(mode="json")
     stage_spec = task.protocol.grid_stage if stage == "grid" else task.protocol.final_stage
@@ -95,7 +95,7 @@ def make_config(task: AnyTaskSpec, method_cls: type[Method], settings: MethodSet
                       "adam_eps": protocol.adam_eps, "grad_clip": protocol.grad_clip, "loss": protocol.loss,
                       "select_checkpoint": protocol.select_checkpoint}
         return RunConfig(task, method_cls.name, full_hparams, text_optim, stage, seed, tuple(stage_spec.train),
-                         stage_spec.eval)
+                         stage_spec.eval, train_examples=train_examples)
     warmup = settings.warmup_epochs
     if warmup >= settings.epochs:
         raise BenchError(f"warm-up ({warmup} epochs) must be shorter than training ({settings.epochs} epochs) "
@@ -184,7 +184,8 @@ class TaskResult:
 def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, options: RunOptions,
                  stages: tuple[str, ...] = STAGES, seeds: list[int] | None = None,
                  overrides: dict[str, GridValue] | None = None, shard: Shard | None = None,
-                 grid_prune: bool = False, data_fraction: float | None = None) -> TaskResult:
+                 grid_prune: bool = False, data_fraction: float | None = None,
+                 train_examples: int | None = None) -> TaskResult:
     """Run the requested stages for one (task, method); finished runs are reused, never repeated.
 
     Runs held by another live process, and with `shard` the runs of other shards, are left to them: the result
@@ -199,7 +200,11 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
     selection: dict[str, Any] | None = None
     complete = True
     if data_fraction is not None and data_fraction < 1.0 and isinstance(task, TextTaskSpec):
-        raise BenchError(f"--data-fraction works on vision tasks only so far; '{task.name}' is a language task.")
+        raise BenchError(f"--data-fraction works on vision tasks only so far; '{task.name}' is a language task.",
+                         hint="Use --train-examples N for language tasks.")
+    if train_examples is not None and not isinstance(task, TextTaskSpec):
+        raise BenchError(f"--train-examples is for language tasks; '{task.name}' is a vision task.",
+                         hint="Use --data-fraction (class-balanced) for vision tasks.")
     if len(points) == 1:
         selection = {"rule": "fixed (single-point grid)", "point": points[0]}
     elif "grid" in stages or "final" in stages:
@@ -213,7 +218,7 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
             prune_config = prune_settings(task.protocol.eval_every)
             prune = GridPruner(prune_config, f"{task.protocol.grid_stage.eval}_top1")
         configs = [make_config(task, method_cls, settings, p, "grid", task.protocol.grid_seed,
-                               prune_config, data_fraction) for p in points]
+                               prune_config, data_fraction, train_examples) for p in points]
         records = []
         for config in tqdm(configs, desc=f"{task.name} {method_cls.name} grid", disable=not options.progress,
                            leave=False):
@@ -259,7 +264,7 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
         for seed in tqdm(seeds or task.protocol.seeds, desc=f"{task.name} {method_cls.name} final",
                          disable=not options.progress, leave=False):
             config = make_config(task, method_cls, settings, selection["point"], "final", seed,
-                                 selection.get("grid_prune"), data_fraction)
+                                 selection.get("grid_prune"), data_fraction, train_examples)
             if shard is not None and not shard.owns(config):
                 record = _existing(config, store, options)
             else:

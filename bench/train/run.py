@@ -67,11 +67,13 @@ class RunConfig:
     eval_split: str
     grid_prune: dict[str, Any] | None = None  # --grid-prune settings; part of the identity only when set
     data_fraction: float | None = None  # --data-fraction below 1: a nested class-balanced training subset
+    train_examples: int | None = None  # --train-examples (language): a nested seeded subset of N training pairs
 
     def describe(self) -> str:
         shown = {**{k: self.optim[k] for k in OPTIM_KEYS}, **self.hparams}
         text = " ".join(f"{k}={v}" for k, v in shown.items())
         fraction = f" data_fraction={self.data_fraction:g}" if self.data_fraction else ""
+        fraction += f" train_examples={self.train_examples}" if self.train_examples else ""
         return f"{self.task.name} {self.method} {self.stage} seed={self.seed}{fraction} {text}"
 
     def identity(self, data_fingerprints: dict[str, str]) -> dict[str, Any]:
@@ -97,6 +99,7 @@ class RunConfig:
             "eval_every": getattr(self.task.protocol, "eval_every", None),
             **({"grid_prune": self.grid_prune} if self.grid_prune else {}),
             **({"data_fraction": self.data_fraction} if self.data_fraction else {}),
+            **({"train_examples": self.train_examples} if self.train_examples else {}),
         }
 
 
@@ -369,6 +372,7 @@ def build_record(config: RunConfig, key: str, status: str, identity: dict[str, A
             "train_splits": list(config.train_splits), "eval_split": config.eval_split,
             **({"grid_prune": config.grid_prune} if config.grid_prune else {}),
             **({"data_fraction": config.data_fraction} if config.data_fraction else {}),
+            **({"train_examples": config.train_examples} if config.train_examples else {}),
         },
         "metrics": metrics,
         "history": history,

@@ -192,6 +192,11 @@ def train_text_run(config: Any, method_cls: type[Method], identity: dict[str, An
     optim, device, protocol = config.optim, options.device, task.protocol
     started = time.time()
     train_pairs = [p for s in config.train_splits for p in read_text_split(task.data, s, task.name).pairs]
+    if config.train_examples:
+        # Low-data settings (Li & Liang): N pairs in one seeded order, so smaller subsets nest in larger ones.
+        order = np.random.default_rng([config.seed, 7919]).permutation(len(train_pairs))
+        kept = sorted(order[: config.train_examples].tolist())
+        train_pairs = [train_pairs[i] for i in kept]
     eval_split = read_text_split(task.data, config.eval_split, task.name)
     _seed_everything(config.seed)
     method = method_cls(method_cls.parse_hparams(config.hparams))

@@ -1,0 +1,142 @@
+"""`bench study init`: Li & Liang's initialisation question in low-data settings. Does starting a language
+prefix from the frozen model's own keys/values of real words ("summarize", "table-to-text", an unrelated word)
+beat a random start when there are only 50 to 500 training examples?
+
+Runs No-share (or another method with `init_text`) once per initialisation and training-set size
+(`bench run --set init_text=... --train-examples N`), then reports from the stored runs the task's primary
+score per initialisation and size (mean ± std over seeds), a plot, and at each size a paired bootstrap of each
+word initialisation against the random one (corpus BLEU recomputed per resample for BLEU tasks), Holm-corrected
+over the comparisons of that size.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import stats
+from bench.leaderboard.collect import collect
+from bench.leaderboard.examples import Examples, load_examples, same_items
+from bench.leaderboard.significance import CORPUS_SCORES
+from bench.store import RunStore, atomic_write_bytes
+
+RANDOM = "random"
+
+
+@dataclass(frozen=True)
+class InitTest:
+    size: int
+    init: str
+    result: stats.TestResult
+    p_holm: float
+
+
+@dataclass
+class InitReport:
+    task: str
+    method: str
+    metric: str
+    inits: list[str]  # RANDOM first, then the words
+    sizes: list[int]
+    mean: dict[str, list[float | None]] = field(default_factory=dict)
+    std: dict[str, list[float | None]] = field(default_factory=dict)
+    tests: list[InitTest] = field(default_factory=list)
+
+
+def _keep(init: str, size: int) -> Any:
+    text = None if init == RANDOM else init
+    return lambda r: r["run"].get("hparams", {}).get("init_text") == text and r["run"].get("train_examples") == size
+
+
+def build(store: RunStore, task: str, method: str, words: list[str], sizes: list[int], resamples: int = 1000,
+          seed: int = 12345) -> InitReport:
+    report = InitReport(task, method, "", [RANDOM, *words], sorted(sizes))
+    cells = {(init, size): collect(store, [task], [method], keep=_keep(init, size)).cells.get((task, method))
+             for init in report.inits for size in report.sizes}
+    for init in report.inits:
+        report.mean[init] = [None if (c := cells[(init, n)]) is None else c.mean for n in report.sizes]
+        report.std[init] = [None if (c := cells[(init, n)]) is None else c.std for n in report.sizes]
+    for size in report.sizes:
+        base = cells[(RANDOM, size)]
+        if base is None:
+            continue
+        report.metric = base.metric
+        base_examples = load_examples(base.run_dirs, base.seeds, base.metric)
+        if not isinstance(base_examples, Examples):
+            continue
+        others: dict[str, Examples] = {}
+        for word in words:
+            cell = cells[(word, size)]
+            loaded = None if cell is None else load_examples(cell.run_dirs, cell.seeds, cell.metric)
+            if isinstance(loaded, Examples) and same_items(loaded.items, base_examples.items):
+                others[word] = loaded
+        if not others:
+            continue
+        score = CORPUS_SCORES.get(base.metric) if base_examples.is_corpus else None
+        results = stats.paired_bootstrap_many(base_examples.values, [e.values for e in others.values()],
+                                              score=score, n_resamples=resamples, seed=seed)
+        for word, result, p_holm in zip(others, results, stats.holm([r.p_value for r in results]), strict=True):
+            report.tests.append(InitTest(size, word, result, p_holm))
+    return report
+
+
+def render_markdown(report: InitReport, plot_file: str | None) -> str:
+    lines = [f"# Initialisation study: {report.task}, {report.method}", "",
+             f"Test {report.metric or 'score'} (mean ± std over seeds) by prefix initialisation and number of training "
+             "examples (nested seeded subsets). random = the method's random start; a word = the frozen model's "
+             "own keys/values of that text.", ""]
+    headers = ["Initialisation", *[str(n) for n in report.sizes]]
+    lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for init in report.inits:
+        cells = ["–" if m is None else f"{m:.2f} ± {s or 0.0:.2f}"
+                 for m, s in zip(report.mean[init], report.std[init], strict=True)]
+        label = init if init == RANDOM else repr(init)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if plot_file:
+        lines += ["", f"![Score vs training examples]({plot_file})"]
+    lines += ["", "## Tests: random − word initialisation", "",
+              "Paired bootstrap over test items with seeds resampled (two-sided; corpus BLEU recomputed per "
+              "resample); Holm over the words at each size. Difference = random − word (negative: the word helps).",
+              "", "| Examples | Word | n | Difference | 95% CI | p | p (Holm) |", "|---|---|---|---|---|---|---|"]
+    for t in report.tests:
+        lines.append(f"| {t.size} | {t.init!r} | {t.result.n} | {t.result.statistic:+.2f} | "
+                     f"[{t.result.detail['ci_low']:+.2f}, {t.result.detail['ci_high']:+.2f}] | "
+                     f"{t.result.p_value:.3f} | {t.p_holm:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(report: InitReport, out_dir: Path) -> list[Path]:
+    from bench import plots
+
+    stem = f"init-{report.task.replace('/', '-')}"
+    written, plot_file = [], None
+    series = {}
+    for init, means in report.mean.items():
+        if all(v is not None for v in means):
+            mean = [float(v or 0.0) for v in means]
+            std = [float(v or 0.0) for v in report.std[init]]
+            series[init if init == RANDOM else repr(init)] = (
+                mean, [m - d for m, d in zip(mean, std, strict=True)], [m + d for m, d in zip(mean, std, strict=True)])
+    if series:
+        svg = plots.curves_svg([float(n) for n in report.sizes], series, xlabel="training examples",
+                               ylabel=f"test {report.metric}")
+        plot_file = f"{stem}.svg"
+        atomic_write_bytes(out_dir / plot_file, svg.encode())
+        written.append(out_dir / plot_file)
+    atomic_write_bytes(out_dir / f"{stem}.md", render_markdown(report, plot_file).encode())
+    payload = {"task": report.task, "method": report.method, "metric": report.metric, "inits": report.inits,
+               "sizes": report.sizes, "mean": report.mean, "std": report.std,
+               "tests": [{"size": t.size, "init": t.init, "n": t.result.n, "difference": t.result.statistic,
+                          "p": t.result.p_value, "p_holm": t.p_holm} for t in report.tests]}
+    atomic_write_bytes(out_dir / f"{stem}.json", (json.dumps(payload, indent=1, sort_keys=True) + "\n").encode())
+    return [*written, out_dir / f"{stem}.md", out_dir / f"{stem}.json"]
+
+
+def summary(report: InitReport) -> str:
+    best = {n: max(((report.mean[i][k], i) for i in report.inits if report.mean[i][k] is not None), default=None)
+            for k, n in enumerate(report.sizes)}
+    return "; ".join(f"{n} examples: best {b[1]!r} ({b[0]:.2f})" for n, b in best.items() if b is not None) or \
+        "no finished runs"
+
