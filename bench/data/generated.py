@@ -7,9 +7,10 @@ real data; the pre-training task is never written (it stays in memory).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -197,30 +198,42 @@ def balanced_labels(rng: np.random.Generator, count: int, classes: int) -> np.nd
     return labels
 
 
+@contextlib.contextmanager
+def staged_folder(root: Path) -> Iterator[Path | None]:
+    """A fresh staging folder beside root, renamed into place and marked .complete when the block ends without
+    error, so a reader never sees a half-written task; None (nothing to write) when root is already complete."""
+    root = Path(root)
+    if (root / ".complete").exists():
+        yield None
+        return
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = root.parent / f".{root.name}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    yield staging
+    shutil.rmtree(root, ignore_errors=True)
+    os.replace(staging, root)
+    (root / ".complete").write_text("")
+
+
 def write_task(root: Path, make: Callable[[np.random.Generator, str, np.ndarray], list[np.ndarray]],
                labels_for: Callable[[np.random.Generator, str], np.ndarray], seed: int) -> None:
     """Write root/images/<split>/<i>.png and root/<split>.txt, atomically, unless root/.complete exists."""
     from PIL import Image
 
-    root = Path(root)
-    if (root / ".complete").exists():
-        return
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = root.parent / f".{root.name}.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    rng = np.random.default_rng(seed)
-    for split in SPLIT_SIZES:
-        (staging / "images" / split).mkdir(parents=True)
-        labels = labels_for(rng, split)
-        lines = []
-        for i, (image, label) in enumerate(zip(make(rng, split, labels), labels, strict=True)):
-            relative = f"images/{split}/{i + 1:06d}.png"
-            Image.fromarray(image).save(staging / relative)
-            lines.append(f"{relative} {int(label)}")
-        (staging / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    shutil.rmtree(root, ignore_errors=True)
-    os.replace(staging, root)
-    (root / ".complete").write_text("")
+    with staged_folder(root) as staging:
+        if staging is None:
+            return
+        rng = np.random.default_rng(seed)
+        for split in SPLIT_SIZES:
+            (staging / "images" / split).mkdir(parents=True)
+            labels = labels_for(rng, split)
+            lines = []
+            for i, (image, label) in enumerate(zip(make(rng, split, labels), labels, strict=True)):
+                relative = f"images/{split}/{i + 1:06d}.png"
+                Image.fromarray(image).save(staging / relative)
+                lines.append(f"{relative} {int(label)}")
+            (staging / f"{split}.txt").write_text("\n".join(lines) + "\n")
 
 
 def prepare_counting(root: Path) -> None:

@@ -9,12 +9,12 @@ news words) but never their sentence templates, so fine-tuning has something to 
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from bench.data.generated import staged_folder
 
 E2E_SIZES = {"train": 600, "valid": 40, "test": 60}  # train: (MR, reference) pairs; valid/test: distinct MRs
 XSUM_SIZES = {"train": 400, "val": 40, "test": 60}
@@ -648,20 +648,12 @@ def pretraining_corpus(n: int, seed: int) -> list[str]:
 
 
 def write_files(root: Path, files: dict[str, str]) -> None:
-    """Write root/<name> for each file, atomically (a staging folder renamed into place), unless
-    root/.complete exists."""
-    root = Path(root)
-    if (root / ".complete").exists():
-        return
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = root.parent / f".{root.name}.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    for name, text in files.items():
-        (staging / name).write_text(text, encoding="utf-8")
-    shutil.rmtree(root, ignore_errors=True)
-    os.replace(staging, root)
-    (root / ".complete").write_text("")
+    """Write root/<name> for each file, atomically, unless root/.complete exists."""
+    with staged_folder(root) as staging:
+        if staging is None:
+            return
+        for name, text in files.items():
+            (staging / name).write_text(text, encoding="utf-8")
 
 
 TASK_PREPARERS: dict[str, Callable[[Path], None]] = {"e2e": prepare_mini_e2e, "xsum": prepare_mini_xsum}
