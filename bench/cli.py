@@ -655,18 +655,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from bench.store import RunStore
 
-    store = RunStore(_results(args))
-    path = Path(args.run)
-    record = store.load(path) if path.is_dir() else None
-    if record is None:
-        matches = [r for r in store.records() if r["key"].startswith(args.run)]
-        if len(matches) != 1:
-            found = "no run" if not matches else f"{len(matches)} runs"
-            raise BenchError(f"{found} match '{args.run}' in {store.root}.",
-                             hint="Give a run folder or a longer key prefix (keys are the run folder names).")
-        record = matches[0]
+    _, record = _find_run(args)
     if args.json:
         print(json.dumps(record, indent=1, default=str))
         return 0
@@ -694,7 +684,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from bench import analysis
 
-    run_dir = _find_run(args)
+    run_dir, _ = _find_run(args)
     if args.images < 1:
         raise BenchError("--images must be at least 1.")
     report = analysis.analyze(run_dir, args.images)
@@ -706,20 +696,27 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _find_run(args: argparse.Namespace) -> Path:
-    """A run folder, or the one run whose key starts with the given prefix."""
+def _find_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
+    """`args.run` as a run folder, or the one stored run whose key starts with it: (folder, record)."""
     from bench.store import RunStore
 
-    path = Path(args.run)
-    if (path / "run.json").is_file():
-        return path
     store = RunStore(_results(args))
-    matches = [Path(r["_dir"]) for r in store.records() if r["key"].startswith(args.run)]
+    path = Path(args.run)
+    record = store.load(path) if path.is_dir() else None
+    if record is not None:
+        return path, record
+    matches = [r for r in store.records() if r["key"].startswith(args.run)]
     if len(matches) != 1:
         found = "no run" if not matches else f"{len(matches)} runs"
         raise BenchError(f"{found} match '{args.run}' in {store.root}.",
                          hint="Give a run folder or a longer key prefix (keys are the run folder names).")
-    return matches[0]
+    return Path(matches[0]["_dir"]), matches[0]
+
+
+def _dir_options(args: argparse.Namespace) -> list[str]:
+    """--tasks-dir / --methods-dir of this command, to pass on to the `bench run` a study starts."""
+    options = [a for d in _dirs(args, "tasks_dir") for a in ("--tasks-dir", str(d))]
+    return options + [a for d in _dirs(args, "methods_dir") for a in ("--methods-dir", str(d))]
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -738,8 +735,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     for name in methods:
         registry.get_method(name, _dirs(args, "methods_dir"))
     suite, specs = registry.resolve_tasks(args.task, _dirs(args, "tasks_dir"))
-    extra = [a for d in _dirs(args, "tasks_dir") for a in ("--tasks-dir", str(d))]
-    extra += [a for d in _dirs(args, "methods_dir") for a in ("--methods-dir", str(d))]
+    extra = _dir_options(args)
     if not args.no_run:
         code = main(["run", "--task", args.task, "--method", ",".join(methods), "--data-fraction",
                      ",".join(f"{f:g}" for f in fractions), "--results", str(_results(args)), *extra])
@@ -775,8 +771,7 @@ def _study_init(args: argparse.Namespace, methods: list[str]) -> int:
     sizes = sorted(set(args.examples))
     if not sizes or sizes[0] < 1:
         raise BenchError("--examples must be positive integers, e.g. 50,100,200,500.")
-    extra = [a for d in _dirs(args, "tasks_dir") for a in ("--tasks-dir", str(d))]
-    extra += [a for d in _dirs(args, "methods_dir") for a in ("--methods-dir", str(d))]
+    extra = _dir_options(args)
     if not args.no_run:
         for init in [None, *words]:
             fixed = [] if init is None else ["--set", f"init_text={json.dumps(init)}"]
@@ -803,8 +798,7 @@ def _study_prefix_length(args: argparse.Namespace, methods: list[str]) -> int:
     classes = {name: registry.get_method(name, _dirs(args, "methods_dir"))
                for name in {*methods, *(n for _, n, _ in study_length.SHARE_TYPES)}}
     suite, specs = registry.resolve_tasks(args.task, _dirs(args, "tasks_dir"))
-    extra = [a for d in _dirs(args, "tasks_dir") for a in ("--tasks-dir", str(d))]
-    extra += [a for d in _dirs(args, "methods_dir") for a in ("--methods-dir", str(d))]
+    extra = _dir_options(args)
     if not args.no_run:
         code = main(["run", "--task", args.task, "--method", ",".join(methods), "--num-tokens",
                      ",".join(map(str, lengths)), "--results", str(_results(args)), *extra])

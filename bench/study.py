@@ -12,8 +12,6 @@ seeds; bench run --data-fraction), and the report shows, from the stored runs on
 
 from __future__ import annotations
 
-import json
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,8 @@ import numpy as np
 from bench import stats
 from bench.leaderboard.collect import Cell, collect
 from bench.leaderboard.examples import Examples, load_examples
-from bench.store import RunStore, atomic_write_bytes
+from bench.store import RunStore
+from bench.study_report import seed_curve_point, write_report
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,9 @@ def build(store: RunStore, suite: str, tasks: list[str], methods: list[str], ref
                 means.append(None)
                 stds.append(None)
                 continue
-            seeds = min(len(c.scores) for c in present)
-            by_seed = [statistics.mean(c.scores[i] for c in present) for i in range(seeds)]
-            means.append(statistics.mean(by_seed))
-            stds.append(statistics.stdev(by_seed) if len(by_seed) > 1 else 0.0)
+            mean, std = seed_curve_point(present)
+            means.append(mean)
+            stds.append(std)
         report.mean[method], report.std[method] = means, stds
         report.area[method] = area_under(report.fractions, means)
     for fraction in report.fractions:
@@ -137,31 +135,13 @@ def render_markdown(report: SampleEfficiency, plot_file: str | None) -> str:
 
 
 def write(report: SampleEfficiency, out_dir: Path) -> list[Path]:
-    from bench import plots
-
-    stem = f"sample-efficiency-{report.suite.replace('/', '-')}"
-    written = []
-    plot_file = None
-    series = {}
-    for method, means in report.mean.items():
-        if all(v is not None for v in means):
-            mean = [float(v or 0.0) for v in means]
-            std = [float(v or 0.0) for v in report.std[method]]
-            series[method] = (mean, [m - d for m, d in zip(mean, std, strict=True)],
-                              [m + d for m, d in zip(mean, std, strict=True)])
-    if series:
-        svg = plots.curves_svg(report.fractions, series, xlabel="Fraction of the training data",
-                               ylabel="Test score (mean over tasks)")
-        plot_file = f"{stem}.svg"
-        atomic_write_bytes(out_dir / plot_file, svg.encode())
-        written.append(out_dir / plot_file)
-    atomic_write_bytes(out_dir / f"{stem}.md", render_markdown(report, plot_file).encode())
     payload = {"suite": report.suite, "tasks": report.tasks, "methods": report.methods, "reference": report.reference,
                "fractions": report.fractions, "mean": report.mean, "std": report.std, "area": report.area,
                "missing": report.missing,
                "tests": [{"fraction": c.fraction, "task": c.task, "method": c.method, "n": c.result.n,
                           "difference": c.result.statistic, "p": c.result.p_value, "p_holm": c.p_holm}
                          for c in report.comparisons]}
-    atomic_write_bytes(out_dir / f"{stem}.json", (json.dumps(payload, indent=1, sort_keys=True) + "\n").encode())
-    written += [out_dir / f"{stem}.md", out_dir / f"{stem}.json"]
-    return written
+    return write_report(out_dir, f"sample-efficiency-{report.suite.replace('/', '-')}",
+                        lambda plot: render_markdown(report, plot), payload, report.fractions,
+                        {m: (report.mean[m], report.std[m]) for m in report.methods},
+                        xlabel="Fraction of the training data", ylabel="Test score (mean over tasks)")

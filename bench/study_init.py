@@ -11,7 +11,6 @@ over the comparisons of that size.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ from bench import stats
 from bench.leaderboard.collect import collect
 from bench.leaderboard.examples import Examples, load_examples, same_items
 from bench.leaderboard.significance import CORPUS_SCORES
-from bench.store import RunStore, atomic_write_bytes
+from bench.store import RunStore
+from bench.study_report import write_report
 
 RANDOM = "random"
 
@@ -108,30 +108,14 @@ def render_markdown(report: InitReport, plot_file: str | None) -> str:
 
 
 def write(report: InitReport, out_dir: Path) -> list[Path]:
-    from bench import plots
-
-    stem = f"init-{report.task.replace('/', '-')}"
-    written, plot_file = [], None
-    series = {}
-    for init, means in report.mean.items():
-        if all(v is not None for v in means):
-            mean = [float(v or 0.0) for v in means]
-            std = [float(v or 0.0) for v in report.std[init]]
-            series[init if init == RANDOM else repr(init)] = (
-                mean, [m - d for m, d in zip(mean, std, strict=True)], [m + d for m, d in zip(mean, std, strict=True)])
-    if series:
-        svg = plots.curves_svg([float(n) for n in report.sizes], series, xlabel="training examples",
-                               ylabel=f"test {report.metric}")
-        plot_file = f"{stem}.svg"
-        atomic_write_bytes(out_dir / plot_file, svg.encode())
-        written.append(out_dir / plot_file)
-    atomic_write_bytes(out_dir / f"{stem}.md", render_markdown(report, plot_file).encode())
     payload = {"task": report.task, "method": report.method, "metric": report.metric, "inits": report.inits,
                "sizes": report.sizes, "mean": report.mean, "std": report.std,
                "tests": [{"size": t.size, "init": t.init, "n": t.result.n, "difference": t.result.statistic,
                           "p": t.result.p_value, "p_holm": t.p_holm} for t in report.tests]}
-    atomic_write_bytes(out_dir / f"{stem}.json", (json.dumps(payload, indent=1, sort_keys=True) + "\n").encode())
-    return [*written, out_dir / f"{stem}.md", out_dir / f"{stem}.json"]
+    curves = {(i if i == RANDOM else repr(i)): (report.mean[i], report.std[i]) for i in report.inits}
+    return write_report(out_dir, f"init-{report.task.replace('/', '-')}", lambda plot: render_markdown(report, plot),
+                        payload, [float(n) for n in report.sizes], curves, xlabel="training examples",
+                        ylabel=f"test {report.metric}")
 
 
 def summary(report: InitReport) -> str:

@@ -10,7 +10,6 @@ As in the official code, No-share and Deep-share use E = num_tokens // 2 positio
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,8 @@ import torch
 from bench.leaderboard.collect import collect
 from bench.method import Method
 from bench.spec import TaskSpec
-from bench.store import RunStore, atomic_write_bytes
+from bench.store import RunStore
+from bench.study_report import seed_curve_point, write_report
 
 SHARE_TYPES: list[tuple[str, str, dict[str, Any]]] = [
     ("None (no_share)", "no_share", {}),
@@ -73,10 +73,9 @@ def build(store: RunStore, suite: str, tasks: list[str], methods: list[str], len
                 stds.append(None)
                 params.append(None)
                 continue
-            seeds = min(len(c.scores) for c in present)
-            by_seed = [statistics.mean(c.scores[i] for c in present) for i in range(seeds)]
-            means.append(statistics.mean(by_seed))
-            stds.append(statistics.stdev(by_seed) if len(by_seed) > 1 else 0.0)
+            mean, std = seed_curve_point(present)
+            means.append(mean)
+            stds.append(std)
             params.append(statistics.mean(c.trainable for c in present))
         report.mean[method], report.std[method], report.trainable[method] = means, stds, params
     return report
@@ -125,26 +124,10 @@ def render_markdown(report: PrefixLengthReport, plot_file: str | None) -> str:
 
 
 def write(report: PrefixLengthReport, out_dir: Path) -> list[Path]:
-    from bench import plots
-
-    stem = f"prefix-length-{report.suite.replace('/', '-')}"
-    written, plot_file = [], None
-    series = {}
-    for method, means in report.mean.items():
-        if all(v is not None for v in means):
-            mean = [float(v or 0.0) for v in means]
-            std = [float(v or 0.0) for v in report.std[method]]
-            series[method] = (mean, [m - d for m, d in zip(mean, std, strict=True)],
-                              [m + d for m, d in zip(mean, std, strict=True)])
-    if series:
-        svg = plots.curves_svg([float(n) for n in report.lengths], series, xlabel="num_tokens",
-                               ylabel="Test score (mean over tasks)")
-        plot_file = f"{stem}.svg"
-        atomic_write_bytes(out_dir / plot_file, svg.encode())
-        written.append(out_dir / plot_file)
-    atomic_write_bytes(out_dir / f"{stem}.md", render_markdown(report, plot_file).encode())
     payload = {"suite": report.suite, "tasks": report.tasks, "methods": report.methods, "lengths": report.lengths,
                "mean": report.mean, "std": report.std, "trainable": report.trainable,
                "cost_setting": report.cost_setting, "cost": [vars(row) for row in report.cost]}
-    atomic_write_bytes(out_dir / f"{stem}.json", (json.dumps(payload, indent=1, sort_keys=True) + "\n").encode())
-    return [*written, out_dir / f"{stem}.md", out_dir / f"{stem}.json"]
+    return write_report(out_dir, f"prefix-length-{report.suite.replace('/', '-')}",
+                        lambda plot: render_markdown(report, plot), payload, [float(n) for n in report.lengths],
+                        {m: (report.mean[m], report.std[m]) for m in report.methods},
+                        xlabel="num_tokens", ylabel="Test score (mean over tasks)")

@@ -67,6 +67,7 @@ def read_records(root: Path, tasks: list[str] | None, methods: list[str] | None,
         return out
     wanted_tasks = None if tasks is None else set(tasks)
     wanted_methods = None if methods is None else set(methods)
+    store = RunStore(root)
     for path in sorted(root.rglob(RECORD)):
         relative = path.relative_to(root).parts
         if len(relative) < 5:
@@ -75,7 +76,7 @@ def read_records(root: Path, tasks: list[str] | None, methods: list[str] | None,
         if (wanted_tasks is not None and task not in wanted_tasks) or (
                 wanted_methods is not None and method not in wanted_methods):
             continue
-        record = RunStore(root).load(path.parent)
+        record = store.load(path.parent)
         if record is None or (keep is not None and not keep(record)):
             continue
         record["_dir"] = str(path.parent)

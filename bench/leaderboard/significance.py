@@ -148,11 +148,8 @@ def compare(best: Examples, other: Examples, metric: str, settings: Settings) ->
     return stats.combine_seeds(per_seed, "approximate randomisation")
 
 
-def _bleu(summed: np.ndarray) -> np.ndarray:
-    return stats.bleu_from_stats(summed)
-
-
-CORPUS_SCORES: dict[str, Callable[[np.ndarray], np.ndarray]] = {"BLEU": _bleu}
+# Corpus metrics whose score a resample can recompute from summed per-item statistics.
+CORPUS_SCORES: dict[str, Callable[[np.ndarray], np.ndarray]] = {"BLEU": stats.bleu_from_stats}
 
 
 def across_tasks(cells: dict[tuple[str, str], Cell], tasks: list[str], methods: list[str], settings: Settings
