@@ -14,12 +14,12 @@ from bench.leaderboard.html import render_html
 from bench.leaderboard.latex import render_latex
 from bench.leaderboard.machine import render_csv, render_json
 from bench.leaderboard.markdown import render_markdown
-from bench.leaderboard.significance import TEST_NAMES, Settings, across_tasks, per_task_tests
+from bench.leaderboard.significance import Settings, across_tasks, per_task_tests
 from bench.reference import ReferenceTable
 from bench.store import RunStore, atomic_write_bytes
 
 FORMATS = ("md", "tex", "html", "csv", "json")
-__all__ = ["FORMATS", "TEST_NAMES", "Board", "Cell", "Collected", "Settings", "build", "collect", "write"]
+__all__ = ["FORMATS", "Board", "Cell", "Collected", "Settings", "build", "collect", "write"]
 
 
 def build(store: RunStore, name: str, tasks: list[str] | None, methods: list[str] | None,

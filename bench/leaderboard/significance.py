@@ -22,7 +22,6 @@ from bench.leaderboard.collect import Cell
 from bench.leaderboard.examples import Examples, load_examples, same_items
 
 TestName = Literal["bootstrap", "mcnemar", "randomization"]
-TEST_NAMES: tuple[TestName, ...] = ("bootstrap", "mcnemar", "randomization")
 
 
 @dataclass(frozen=True)

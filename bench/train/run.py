@@ -342,9 +342,7 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
         assert predictions is not None
         _write_predictions(run_dir / PREDICTIONS, predictions)
         if config.stage == "final" and not method_cls.trains_backbone and model.method_trainable <= SAVE_TRAINED_MAX:
-            buffer = io.BytesIO()
-            torch.save(model.trainable_state(), buffer)
-            atomic_write_bytes(run_dir / TRAINED, buffer.getvalue())
+            save_torch(run_dir / TRAINED, model.trainable_state())
     else:
         metrics["top1"] = None
         metrics[f"{status}_at_epoch"] = history[-1]["epoch"]  # diverged_at_epoch / pruned_at_epoch
@@ -417,22 +415,23 @@ def _evaluate(model: Any, batches: ImageBatches | FeatureBatches, batch_size: in
 
 
 def _write_predictions(path: Path, predictions: dict[str, np.ndarray]) -> None:
-    import io
-
     buffer = io.BytesIO()
     arrays: dict[str, Any] = {k: v.astype(np.int32) for k, v in predictions.items()}
     np.savez_compressed(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def save_torch(path: Path, payload: Any) -> None:
+    """torch.save, written atomically (checkpoints and trained parameters are never seen half-written)."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def _save_checkpoint(path: Path, model: PeftModel, optimizer: torch.optim.Optimizer,
                      history: list[dict[str, Any]], epoch: int, elapsed: float) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    torch.save({"model": model.trainable_state(), "optimizer": optimizer.state_dict(), "history": history,
-                "epoch": epoch, "rng": torch.get_rng_state(), "elapsed": elapsed}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_torch(path, {"model": model.trainable_state(), "optimizer": optimizer.state_dict(), "history": history,
+                      "epoch": epoch, "rng": torch.get_rng_state(), "elapsed": elapsed})
 
 
 def _reset_peak_memory(device: torch.device) -> None:

@@ -13,7 +13,6 @@ significance tests can be computed later without decoding again.
 from __future__ import annotations
 
 import copy
-import io
 import json
 import logging
 import time
@@ -307,10 +306,10 @@ def _write_outputs(path: Path, split: TextSplit, hypotheses: list[str], per_item
 def _save_checkpoint(path: Path, model: LanguagePeftModel, optimizer: torch.optim.Optimizer,
                      history: list[dict[str, Any]], epoch: int, step: int, best: dict[str, Any] | None,
                      elapsed: float) -> None:
-    buffer = io.BytesIO()
-    torch.save({"model": model.trainable_state(), "optimizer": optimizer.state_dict(), "history": history,
-                "epoch": epoch, "step": step, "best": best, "elapsed": elapsed}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    from bench.train.run import save_torch
+
+    save_torch(path, {"model": model.trainable_state(), "optimizer": optimizer.state_dict(), "history": history,
+                      "epoch": epoch, "step": step, "best": best, "elapsed": elapsed})
 
 
 def build_backbone_for(task: TextTaskSpec, cache: dict[str, LanguageBackbone]) -> LanguageBackbone:
