@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bench import stats
 from bench.leaderboard.collect import Cell, collect
-from bench.leaderboard.examples import Examples, load_examples
+from bench.leaderboard.examples import Examples
+from bench.leaderboard.significance import bootstrap_against, paired_examples
 from bench.store import RunStore
 from bench.study_report import seed_curve_point, write_report
 
@@ -81,16 +80,11 @@ def build(store: RunStore, suite: str, tasks: list[str], methods: list[str], ref
             base = cells.get((task, reference))
             if base is None:
                 continue
-            base_examples = load_examples(base.run_dirs, base.seeds, base.metric)
             others = {m: cells[(task, m)] for m in methods if m != reference and (task, m) in cells}
-            loaded = {m: load_examples(c.run_dirs, c.seeds, c.metric) for m, c in others.items()}
-            usable = {m: e for m, e in loaded.items() if isinstance(e, Examples) and isinstance(base_examples, Examples)
-                      and np.array_equal(e.items, base_examples.items)}
-            if not usable or not isinstance(base_examples, Examples):
-                continue
-            tested = stats.paired_bootstrap_many(base_examples.values, [e.values for e in usable.values()],
-                                                 n_resamples=resamples, seed=seed)
-            results.extend((task, m, r) for m, r in zip(usable, tested, strict=True))
+            base_examples, paired, _ = paired_examples(base, others)
+            if paired and isinstance(base_examples, Examples):
+                tested = bootstrap_against(base_examples, paired, base.metric, resamples, seed)
+                results.extend((task, m, r) for m, r in tested.items())
         adjusted = stats.holm([r.p_value for _, _, r in results])
         report.comparisons.extend(Comparison(fraction, t, m, r, p) for (t, m, r), p in zip(results, adjusted,
                                                                                           strict=True))

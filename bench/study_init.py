@@ -17,8 +17,8 @@ from typing import Any
 
 from bench import stats
 from bench.leaderboard.collect import collect
-from bench.leaderboard.examples import Examples, load_examples, same_items
-from bench.leaderboard.significance import CORPUS_SCORES
+from bench.leaderboard.examples import Examples
+from bench.leaderboard.significance import bootstrap_against, paired_examples
 from bench.store import RunStore
 from bench.study_report import write_report
 
@@ -63,21 +63,12 @@ def build(store: RunStore, task: str, method: str, words: list[str], sizes: list
         if base is None:
             continue
         report.metric = base.metric
-        base_examples = load_examples(base.run_dirs, base.seeds, base.metric)
-        if not isinstance(base_examples, Examples):
+        base_examples, paired, _ = paired_examples(base, {w: c for w in words if (c := cells[(w, size)]) is not None})
+        if not paired or not isinstance(base_examples, Examples):
             continue
-        others: dict[str, Examples] = {}
-        for word in words:
-            cell = cells[(word, size)]
-            loaded = None if cell is None else load_examples(cell.run_dirs, cell.seeds, cell.metric)
-            if isinstance(loaded, Examples) and same_items(loaded.items, base_examples.items):
-                others[word] = loaded
-        if not others:
-            continue
-        score = CORPUS_SCORES.get(base.metric) if base_examples.is_corpus else None
-        results = stats.paired_bootstrap_many(base_examples.values, [e.values for e in others.values()],
-                                              score=score, n_resamples=resamples, seed=seed)
-        for word, result, p_holm in zip(others, results, stats.holm([r.p_value for r in results]), strict=True):
+        tested = bootstrap_against(base_examples, paired, base.metric, resamples, seed)
+        results = list(tested.values())
+        for word, result, p_holm in zip(tested, results, stats.holm([r.p_value for r in results]), strict=True):
             report.tests.append(InitTest(size, word, result, p_holm))
     return report
 

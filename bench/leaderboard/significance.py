@@ -76,27 +76,13 @@ def per_task_tests(cells: dict[tuple[str, str], Cell], tasks: list[str], setting
         if len(row) < 2:
             continue
         best = best_method(row)
-        best_examples = load_examples(row[best].run_dirs, row[best].seeds, row[best].metric)
-        paired: dict[str, Examples] = {}
-        for method in sorted(row):
-            if method == best:
-                continue
-            if isinstance(best_examples, str):
-                out.skipped[(task, method)] = best_examples
-                continue
-            other = load_examples(row[method].run_dirs, row[method].seeds, row[method].metric)
-            reason = other if isinstance(other, str) else _unpairable(best_examples, other, row[best].metric)
-            if reason is not None:
-                out.skipped[(task, method)] = reason
-            elif isinstance(other, Examples):
-                paired[method] = other
+        best_examples, paired, skipped = paired_examples(row[best], {m: row[m] for m in sorted(row) if m != best})
+        out.skipped.update({(task, m): why for m, why in skipped.items()})
         results: dict[str, stats.TestResult] = {}
         if paired and isinstance(best_examples, Examples):
             if settings.test == "bootstrap":
-                score = CORPUS_SCORES.get(row[best].metric) if best_examples.is_corpus else None
-                many = stats.paired_bootstrap_many(best_examples.values, [e.values for e in paired.values()],
-                                                   score=score, n_resamples=settings.resamples, seed=settings.seed)
-                results = dict(zip(paired, many, strict=True))
+                results = bootstrap_against(best_examples, paired, row[best].metric, settings.resamples,
+                                            settings.seed)
             else:
                 for method, other in paired.items():
                     result = compare(best_examples, other, row[best].metric, settings)
@@ -108,6 +94,37 @@ def per_task_tests(cells: dict[tuple[str, str], Cell], tasks: list[str], setting
         for (method, result), p_holm in zip(results.items(), adjusted, strict=True):
             out.comparisons[(task, method)] = Comparison(task, method, best, result, p_holm)
     return out
+
+
+def paired_examples(reference: Cell, others: dict[str, Cell]
+                    ) -> tuple[Examples | str, dict[str, Examples], dict[str, str]]:
+    """Per-example values of a reference cell and of the others (in their order) that can be paired with it on
+    the same test items; the others get the reason they cannot."""
+    base = load_examples(reference.run_dirs, reference.seeds, reference.metric)
+    paired: dict[str, Examples] = {}
+    skipped: dict[str, str] = {}
+    for method in others:
+        if isinstance(base, str):
+            skipped[method] = base
+            continue
+        cell = others[method]
+        other = load_examples(cell.run_dirs, cell.seeds, cell.metric)
+        reason = other if isinstance(other, str) else _unpairable(base, other, reference.metric)
+        if reason is not None:
+            skipped[method] = reason
+        elif isinstance(other, Examples):
+            paired[method] = other
+    return base, paired, skipped
+
+
+def bootstrap_against(reference: Examples, others: dict[str, Examples], metric: str, resamples: int, seed: int
+                      ) -> dict[str, stats.TestResult]:
+    """reference − each other on the same items: the paired bootstrap (items and seeds resampled), with corpus
+    metrics recomputed from summed statistics per resample; one pass over the item draws for all of them."""
+    score = CORPUS_SCORES.get(metric) if reference.is_corpus else None
+    results = stats.paired_bootstrap_many(reference.values, [e.values for e in others.values()], score=score,
+                                          n_resamples=resamples, seed=seed)
+    return dict(zip(others, results, strict=True))
 
 
 def _unpairable(best: Examples, other: Examples, metric: str) -> str | None:
