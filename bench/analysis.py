@@ -1,10 +1,12 @@
-"""`bench analyze attention RUN`: where a trained vision run's attention goes (the paper's mixture-of-experts
-reading of prefix tuning: prefix positions act as extra "experts" every query can attend to).
+"""`bench analyze attention RUN`: where a trained run's attention goes (the paper's mixture-of-experts reading
+of prefix tuning: prefix positions act as extra "experts" every query can attend to).
 
-From a final run's stored trained parameters (trained.pt) and the first test images, it reports per layer and
-head the share of attention mass on the prefix positions against the input tokens (mean over images and query
-tokens), draws it as a heat map, and saves the CLS token's attention over the patches (mean over heads, last
-layer) for a few images as pictures. Probabilities are computed explicitly in this analysis only.
+From a final run's stored trained parameters (trained.pt) it reports per layer and head the share of attention
+mass on the prefix positions against the input tokens (mean over examples and query tokens) and draws it as a
+heat map. Vision runs use the first test images and also save the CLS token's attention over the patches (mean
+over heads, last layer) as pictures; language runs (GPT-2, BART: encoder self-, decoder self- and cross-attention
+layers) use the first test items, teacher-forced on their first reference, one at a time so that no padding
+enters the means. Probabilities are computed explicitly in this analysis only.
 """
 
 from __future__ import annotations
@@ -25,19 +27,16 @@ from bench.store import TRAINED, RunStore, atomic_write_bytes
 @dataclass(frozen=True)
 class AttentionReport:
     run: dict[str, Any]
+    layer_names: list[str]
     prefix_positions: list[int]  # per layer
     prefix_share: np.ndarray  # (layers, heads)
-    cls_maps: np.ndarray  # (images, grid_h, grid_w), last layer, mean over heads
-    images: int
+    cls_maps: np.ndarray | None  # vision: (images, grid_h, grid_w), last layer, mean over heads
+    examples: int
 
 
-def analyze(run_dir: Path, images: int = 16) -> AttentionReport:
-    from bench import registry
-    from bench.backbones.vit import PrefixAttention
-    from bench.data.transforms import ImageBatches
-    from bench.spec import TaskSpec
-    from bench.train.model import PeftModel
-    from bench.train.run import CACHES, RunOptions
+def analyze(run_dir: Path, examples: int = 16) -> AttentionReport:
+    """The attention report of one stored final run (vision or language)."""
+    from bench.spec import TaskSpec, TextTaskSpec
 
     record = RunStore(run_dir.parent).load(run_dir)
     if record is None:
@@ -46,12 +45,29 @@ def analyze(run_dir: Path, images: int = 16) -> AttentionReport:
         raise BenchError(f"run {run_dir} has no stored trained parameters ({TRAINED}).",
                          hint="Attention analysis needs a completed final run of a PEFT method (runs made before "
                               "this feature, and full fine-tuning, do not keep their weights); re-run it.")
-    task = TaskSpec.model_validate(record["task_spec"])
-    run = record["run"]
+    trained = torch.load(run_dir / TRAINED, weights_only=True)
+    if "backbone" in record["task_spec"] and record["task_spec"]["backbone"].get("kind") in ("gpt2", "bart"):
+        return _analyze_text(record, TextTaskSpec.model_validate(record["task_spec"]), trained, examples)
+    return _analyze_vision(record, TaskSpec.model_validate(record["task_spec"]), trained, examples)
+
+
+def _method(run: dict[str, Any]) -> Any:
+    from bench import registry
+
     method_cls = registry.get_method(run["method"])
-    model = PeftModel(CACHES.backbone(task), method_cls(method_cls.parse_hparams(run["hparams"])),
-                      task.data.num_classes)
-    model.load_state_dict(torch.load(run_dir / TRAINED, weights_only=True), strict=False)
+    return method_cls(method_cls.parse_hparams(run["hparams"]))
+
+
+def _analyze_vision(record: dict[str, Any], task: Any, trained: dict[str, torch.Tensor],
+                    images: int) -> AttentionReport:
+    from bench.backbones.vit import PrefixAttention
+    from bench.data.transforms import ImageBatches
+    from bench.train.model import PeftModel
+    from bench.train.run import CACHES, RunOptions
+
+    run = record["run"]
+    model = PeftModel(CACHES.backbone(task), _method(run), task.data.num_classes)
+    model.load_state_dict(trained, strict=False)
     model.eval()
     split = CACHES.split(task, run["eval_split"], RunOptions())
     _, batch, _ = next(ImageBatches(split, task.data.images, torch.device("cpu")).in_order(images))
@@ -66,7 +82,7 @@ def analyze(run_dir: Path, images: int = 16) -> AttentionReport:
         for layer in layers:
             layer.record = None
     if not probs or any(p is None for p in probs):
-        raise BenchError(f"the backbone of {run_dir} recorded no attention (not a ViT backbone?).")
+        raise BenchError(f"the backbone of run {record['key']} recorded no attention (not a ViT backbone?).")
     last = probs[-1]
     assert last is not None
     tokens = last.shape[-2]
@@ -79,36 +95,83 @@ def analyze(run_dir: Path, images: int = 16) -> AttentionReport:
         shares.append(p[..., :prefix].sum(-1).mean(dim=(0, 2)).numpy())  # (heads,)
     first_patch = last.shape[-1] - tokens + model.backbone.num_prefix_tokens
     cls = last[:, :, 0, first_patch:].mean(dim=1)  # (images, patches)
-    return AttentionReport(run=run, prefix_positions=positions, prefix_share=np.stack(shares),
-                           cls_maps=cls.reshape(len(cls), grid, grid).numpy(), images=len(batch))
+    return AttentionReport(run=run, layer_names=[f"layer {i}" for i in range(len(probs))],
+                           prefix_positions=positions, prefix_share=np.stack(shares),
+                           cls_maps=cls.reshape(len(cls), grid, grid).numpy(), examples=len(batch))
+
+
+STACK_NAMES = {"gpt2": ["layer"], "bart": ["encoder self", "decoder self", "decoder cross"]}
+
+
+def _analyze_text(record: dict[str, Any], task: Any, trained: dict[str, torch.Tensor],
+                  items: int) -> AttentionReport:
+    from bench.data.text import read_text_split
+    from bench.train.language_model import LanguagePeftModel
+    from bench.train.text_run import TextBatcher, build_backbone_for
+
+    run = record["run"]
+    backbone = build_backbone_for(task, {})
+    model = LanguagePeftModel(backbone, _method(run))
+    model.load_state_dict(trained, strict=False)
+    model.eval()
+    split = read_text_split(task.data, run["eval_split"], task.name)
+    batcher = TextBatcher(backbone, task)
+    examples = batcher.training_examples([(item.source, item.references[0]) for item in split.items[:items]])
+    sums = torch.zeros(backbone.num_layers, backbone.num_heads, dtype=torch.float64)
+    positions = [0] * backbone.num_layers
+    backbone.attention_record = []
+    try:
+        with torch.no_grad():
+            for ids, labels in examples:
+                backbone.attention_record.clear()
+                batch = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+                         "labels": torch.tensor([labels])}
+                batcher.loss(model, batch, autocast=False)  # one teacher-forced forward pass
+                for layer, prefix, probs in backbone.attention_record:
+                    positions[layer] = prefix
+                    sums[layer] += probs[0, :, :, :prefix].sum(-1).mean(-1).double()  # (heads,)
+    finally:
+        backbone.attention_record = None
+    if not any(positions):
+        raise BenchError(f"run {record['key']} ({run['method']}) puts no prefix positions into attention, so there "
+                         "is no prefix share to measure.",
+                         hint="Analyse a run of a prefix method (no_share, simple_share, deep_share).")
+    names = [f"{stack} {i}" for stack, layers in zip(STACK_NAMES[backbone.kind], backbone.stacks(), strict=True)
+             for i in range(len(layers))]
+    return AttentionReport(run=run, layer_names=names, prefix_positions=positions,
+                           prefix_share=(sums / max(1, len(examples))).float().numpy(), cls_maps=None,
+                           examples=len(examples))
 
 
 def write(report: AttentionReport, out_dir: Path) -> list[Path]:
-    """attention.json, prefix-share.png (layers × heads) and cls-maps.png (a few images)."""
+    """attention.json, prefix-share.png (layers × heads) and, for vision, cls-maps.png (a few images)."""
     import matplotlib
     from matplotlib.figure import Figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with matplotlib.rc_context({"font.size": 8}):
-        figure = Figure(figsize=(6, 4))
+        layers = len(report.layer_names)
+        figure = Figure(figsize=(6, max(3.0, 1.2 + 0.16 * layers)))
         axes = figure.add_subplot()
         shown = axes.imshow(report.prefix_share, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         axes.set_xlabel("head")
-        axes.set_ylabel("layer")
+        axes.set_yticks(range(layers), report.layer_names)
         axes.set_title("share of attention on prefix positions")
         figure.colorbar(shown, ax=axes)
         written.append(_save_png(figure, out_dir / "prefix-share.png"))
-        count = min(4, len(report.cls_maps))
-        figure = Figure(figsize=(2.2 * count, 2.4))
-        for i in range(count):
-            axes = figure.add_subplot(1, count, i + 1)
-            axes.imshow(report.cls_maps[i], cmap="magma")
-            axes.set_axis_off()
-            axes.set_title(f"test image {i}")
-        figure.suptitle("CLS attention over patches (last layer, mean over heads)")
-        written.append(_save_png(figure, out_dir / "cls-maps.png"))
-    payload = {"run": report.run, "images": report.images, "prefix_positions": report.prefix_positions,
+        if report.cls_maps is not None:
+            count = min(4, len(report.cls_maps))
+            figure = Figure(figsize=(2.2 * count, 2.4))
+            for i in range(count):
+                axes = figure.add_subplot(1, count, i + 1)
+                axes.imshow(report.cls_maps[i], cmap="magma")
+                axes.set_axis_off()
+                axes.set_title(f"test image {i}")
+            figure.suptitle("CLS attention over patches (last layer, mean over heads)")
+            written.append(_save_png(figure, out_dir / "cls-maps.png"))
+    payload = {"run": report.run, "examples": report.examples, "layers": report.layer_names,
+               "prefix_positions": report.prefix_positions,
                "prefix_share": report.prefix_share.round(6).tolist(),
                "prefix_share_per_layer": report.prefix_share.mean(axis=1).round(6).tolist()}
     atomic_write_bytes(out_dir / "attention.json", (json.dumps(payload, indent=1) + "\n").encode())

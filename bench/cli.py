@@ -168,8 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="analyses of a trained run: `bench analyze attention RUN`")
     p.add_argument("what", choices=["attention"])
-    p.add_argument("run", help="run folder or key prefix (a completed final run of a PEFT method, vision)")
-    p.add_argument("--images", type=int, default=16, help="test images to analyse (default 16)")
+    p.add_argument("run", help="run folder or key prefix (a completed final run of a PEFT method)")
+    p.add_argument("--examples", "--images", dest="examples", type=int, default=16,
+                   help="test images or test items to analyse (default 16)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <run>/analysis)")
     common(p, results=True)
     p.set_defaults(func=cmd_analyze)
@@ -685,14 +686,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from bench import analysis
 
     run_dir, _ = _find_run(args)
-    if args.images < 1:
-        raise BenchError("--images must be at least 1.")
-    report = analysis.analyze(run_dir, args.images)
+    if args.examples < 1:
+        raise BenchError("--examples must be at least 1.")
+    report = analysis.analyze(run_dir, args.examples)
     for path in analysis.write(report, args.out or run_dir / "analysis"):
         log.info("wrote %s", path)
-    for layer, (share, positions) in enumerate(zip(report.prefix_share.mean(axis=1), report.prefix_positions,
-                                                   strict=True)):
-        print(f"layer {layer}: {positions} prefix positions, {100 * share:.1f} % of the attention mass on them")
+    for name, share, positions in zip(report.layer_names, report.prefix_share.mean(axis=1),
+                                      report.prefix_positions, strict=True):
+        print(f"{name}: {positions} prefix positions, {100 * share:.1f} % of the attention mass on them")
     return 0
 
 

@@ -67,3 +67,56 @@ def test_attention_analysis_without_prefix_and_without_weights(tiny_tasks_dir: P
     full = final_run(tiny_tasks_dir, tmp_path / "runs", "full_ft")
     assert not (full / "trained.pt").exists()  # full fine-tuning keeps no weights
     assert main(["analyze", "attention", str(full)]) == 2
+
+
+def test_language_recorded_probabilities_equal_eager_attention_over_the_past() -> None:
+    """GPT-2 with a prefix: the recorded probabilities are exactly what transformers' eager attention returns when
+    the prefix is given as past_key_values, and recording changes no logit."""
+    transformers = pytest.importorskip("transformers")
+    from tests.test_language_backbones import TableProvider, tiny_gpt2
+
+    torch.manual_seed(0)
+    backbone = tiny_gpt2(shift=False)
+    positions = 3
+    keys, values = torch.randn(2, positions, 4, 8), torch.randn(2, positions, 4, 8)
+    backbone.set_prefix_provider(TableProvider(keys, values))
+    ids = torch.randint(0, 50, (1, 7))
+    plain = backbone(input_ids=ids).logits
+    backbone.attention_record = []
+    recorded = backbone(input_ids=ids).logits
+    torch.testing.assert_close(plain, recorded)
+    assert [(layer, prefix) for layer, prefix, _ in backbone.attention_record] == [(0, positions), (1, positions)]
+
+    reference = transformers.GPT2LMHeadModel(backbone.model.config).eval()
+    reference.load_state_dict(backbone.model.state_dict())
+    reference.set_attn_implementation("eager")
+    cache = transformers.DynamicCache()
+    for layer in range(2):
+        cache.update(keys[layer].transpose(0, 1)[None].contiguous(), values[layer].transpose(0, 1)[None].contiguous(),
+                     layer)
+    out = reference(input_ids=ids, attention_mask=torch.ones(1, positions + 7, dtype=torch.long),
+                    past_key_values=cache, position_ids=torch.arange(7)[None], output_attentions=True)
+    for (_, _, ours), theirs in zip(backbone.attention_record, out.attentions, strict=True):
+        assert ours.shape == (1, 4, 7, positions + 7)
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    backbone.attention_record = None
+
+
+def test_bart_records_all_three_prefix_stacks() -> None:
+    pytest.importorskip("transformers")
+    from tests.test_language_backbones import TableProvider, tiny_bart
+
+    torch.manual_seed(0)
+    backbone = tiny_bart()
+    backbone.set_prefix_provider(TableProvider(torch.randn(6, 2, 4, 8), torch.randn(6, 2, 4, 8)))
+    ids = torch.randint(3, 60, (1, 6))
+    backbone.attention_record = []
+    backbone(input_ids=ids, decoder_input_ids=ids[:, :4])
+    shapes = {layer: tuple(probs.shape) for layer, _, probs in backbone.attention_record}
+    assert shapes == {0: (1, 4, 6, 8), 1: (1, 4, 6, 8), 2: (1, 4, 4, 6), 3: (1, 4, 4, 6),  # self: 2 prefix + own
+                      4: (1, 4, 4, 8), 5: (1, 4, 4, 8)}  # cross: 2 prefix + 6 encoder positions
+    for _, _, probs in backbone.attention_record:
+        torch.testing.assert_close(probs.sum(-1), torch.ones_like(probs.sum(-1)))
+    decoder_self = backbone.attention_record[2][2][0, 0]
+    assert decoder_self[0, 3:].abs().max() == 0  # causal: the first decoder token sees the prefix and itself only
+    backbone.attention_record = None

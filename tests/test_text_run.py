@@ -27,8 +27,10 @@ def _final(results: Path, task: str, method: str) -> dict:
     return record
 
 
-@pytest.mark.parametrize(("task", "primary"), [("mini/e2e", "BLEU"), ("mini/xsum", "ROUGE-2")])
-def test_mini_language_task_runs_end_to_end(task: str, primary: str, small_protocol: Path,
+@pytest.mark.parametrize(("task", "primary", "layers", "first_layer"),
+                         [("mini/e2e", "BLEU", 4, "layer 0"), ("mini/xsum", "ROUGE-2", 6, "encoder self 0")])
+def test_mini_language_task_runs_end_to_end(task: str, primary: str, layers: int, first_layer: str,
+                                            small_protocol: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     results = small_protocol
     args = ["run", "--task", task, "--method", "deep_share", *FAST, "--results", str(results)]
@@ -48,6 +50,17 @@ def test_mini_language_task_runs_end_to_end(task: str, primary: str, small_proto
     assert _final(results, task, "deep_share")["created_at"] == before
     assert main(["leaderboard", "--task", task, "--results", str(results)]) == 0
     assert f"({primary})" in capsys.readouterr().out
+    # The final PEFT run keeps its trained prefix; the attention analysis reads it (prefix share per layer/head).
+    run_dir = next((results / task / "deep_share" / "final").iterdir())
+    assert main(["analyze", "attention", str(run_dir), "--examples", "3"]) == 0
+    assert capsys.readouterr().out.count("prefix positions") == layers
+    report = json.loads((run_dir / "analysis" / "attention.json").read_text())
+    assert report["examples"] == 3 and len(report["layers"]) == layers and report["layers"][0] == first_layer
+    assert set(report["prefix_positions"]) == {record["run"]["hparams"]["num_tokens"] // 2}  # E = num_tokens // 2
+    assert len(report["prefix_share"][0]) == 4  # heads
+    assert all(0.0 < share < 1.0 for row in report["prefix_share"] for share in row)
+    assert (run_dir / "analysis" / "prefix-share.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (run_dir / "analysis" / "cls-maps.png").exists()
 
 
 def test_vpt_on_text_is_a_clear_error(small_protocol: Path, capsys: pytest.CaptureFixture[str]) -> None:

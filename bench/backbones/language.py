@@ -70,7 +70,30 @@ def prefix_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, 
             visible: bool | float = True if attention_mask.dtype == torch.bool else 0.0
             attention_mask = F.pad(attention_mask, (positions, 0), value=visible)
         kwargs["is_causal"] = False
+    else:
+        positions = 0
+    if slot is not None and slot.backbone.attention_record is not None:
+        slot.backbone.attention_record.append(
+            (slot.layer, positions, _attention_probabilities(module, query, key, attention_mask, kwargs)))
     return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+
+def _attention_probabilities(module: nn.Module, query: torch.Tensor, key: torch.Tensor,
+                             attention_mask: torch.Tensor | None, kwargs: dict[str, Any]) -> torch.Tensor:
+    """The softmax the SDPA call computes, made explicit (B, H, Q, K), for `bench analyze attention` only."""
+    scaling = kwargs.get("scaling") or query.shape[-1] ** -0.5
+    scores = (query.float() @ key.float().transpose(-1, -2)) * scaling
+    q_len, kv_len = query.shape[2], key.shape[2]
+    causal = kwargs.get("is_causal")
+    causal = getattr(module, "is_causal", True) if causal is None else causal  # as sdpa_attention_forward decides
+    if attention_mask is None and causal and q_len > 1:
+        attention_mask = _causal_prefix_mask(q_len, kv_len, 0, query.device)
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            scores = scores.masked_fill(~attention_mask, float("-inf"))
+        else:
+            scores = scores + attention_mask.float()
+    return scores.softmax(dim=-1).detach().cpu()
 
 
 @functools.lru_cache(maxsize=32)
@@ -164,6 +187,8 @@ class LanguageBackbone(Backbone):
         self.num_heads = int(config.num_attention_heads)
         self.head_dim = self.hidden_size // self.num_heads
         self.num_prefix_tokens = 0
+        # (layer, prefix positions, probabilities) per attention call while a list; None outside analyses
+        self.attention_record: list[tuple[int, int, torch.Tensor]] | None = None
         _register_attention()
         model.set_attn_implementation(ATTENTION_NAME)
         attentions = self.attention_modules()

@@ -28,7 +28,7 @@ from bench.backbones.language import LanguageBackbone, build_language_backbone
 from bench.data.text import TextItem, TextSplit, read_text_split
 from bench.method import Method
 from bench.spec import TextTaskSpec
-from bench.store import CHECKPOINT, OUTPUTS, atomic_write_bytes
+from bench.store import CHECKPOINT, OUTPUTS, TRAINED, atomic_write_bytes
 from bench.train.language_model import LanguagePeftModel
 
 log = logging.getLogger("bench.text_run")
@@ -185,7 +185,7 @@ def train_text_run(config: Any, method_cls: type[Method], identity: dict[str, An
     """Train, decode, score; returns the run record (the caller writes it)."""
     from tqdm import tqdm
 
-    from bench.train.run import _reset_peak_memory, _seed_everything, build_record
+    from bench.train.run import SAVE_TRAINED_MAX, _reset_peak_memory, _seed_everything, build_record, save_torch
 
     task: TextTaskSpec = config.task
     optim, device, protocol = config.optim, options.device, task.protocol
@@ -283,6 +283,8 @@ def train_text_run(config: Any, method_cls: type[Method], identity: dict[str, An
         if task.primary_metric not in report.scores:
             raise RuntimeError(f"metric suite {task.metric} did not produce {task.primary_metric}")
         _write_outputs(run_dir / OUTPUTS, eval_split, hypotheses, report.per_item)
+        if config.stage == "final" and not method_cls.trains_backbone and model.method_trainable <= SAVE_TRAINED_MAX:
+            save_torch(run_dir / TRAINED, model.trainable_state())  # the evaluated state, for analyses
     else:
         metrics[task.primary_metric] = None
         metrics["diverged_at_epoch"] = history[-1]["epoch"]
