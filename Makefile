@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow lint install clean-results leaderboards example-runs
+.PHONY: demo test test-slow lint install clean-results leaderboards studies study-runs example-runs
 
 install: $(STAMP)
 
@@ -16,14 +16,38 @@ $(STAMP): pyproject.toml constraints.txt
 # The offline mini suites: every vision method x 3 generated image tasks (grid + 5 seeds), then four methods on
 # the generated data-to-text (tiny GPT-2) and summarisation (tiny BART) tasks (3 seeds); one leaderboard each.
 # Leaderboards (Markdown, LaTeX, HTML, CSV, JSON, plots) go to results/leaderboards/demo/.
+# Then small versions of the studies (results/studies/demo/): sample efficiency and prefix length of the three
+# prefix variants on mini, prefix initialisation on mini/e2e, and the attention analysis of two Deep-share runs.
 demo: $(STAMP)
 	$(BIN)/bench run --task mini --method all
 	$(BIN)/bench leaderboard --suite mini --out results/leaderboards/demo
 	$(BIN)/bench run --task mini-nlg --method $(NLG_METHODS)
 	$(BIN)/bench leaderboard --suite mini-nlg --out results/leaderboards/demo
+	$(MAKE) --no-print-directory study-runs STUDY_OUT=results/studies/demo STUDY_LENGTHS=2,8,32 \
+		INIT_EXAMPLES=50,200 INIT_SEEDS=101,42
 
 NLG_METHODS := deep_share,no_share,lora,full_ft
+PREFIX_METHODS := no_share,simple_share,deep_share
 EXAMPLE_RUNS := results/example-runs
+STUDY_OUT := results/studies
+STUDY_LENGTHS := 2,4,8,16,32
+INIT_EXAMPLES := 50,100,200
+INIT_SEEDS := 101,42,44
+STUDY_RESULTS := results/runs
+STUDY_FLAGS :=
+
+# The studies: run what is missing (unless STUDY_FLAGS=--no-run), write the reports to $(STUDY_OUT).
+study-runs: $(STAMP)
+	$(BIN)/bench study sample-efficiency --suite mini --methods $(PREFIX_METHODS) --results $(STUDY_RESULTS) \
+		--out $(STUDY_OUT) $(STUDY_FLAGS)
+	$(BIN)/bench study prefix-length --suite mini --methods $(PREFIX_METHODS) --lengths $(STUDY_LENGTHS) \
+		--results $(STUDY_RESULTS) --out $(STUDY_OUT) $(STUDY_FLAGS)
+	$(BIN)/bench study init --task mini/e2e --methods no_share --examples $(INIT_EXAMPLES) --seeds $(INIT_SEEDS) \
+		--results $(STUDY_RESULTS) --out $(STUDY_OUT) $(STUDY_FLAGS)
+	$(BIN)/bench analyze attention --task mini/novel_shapes --method deep_share --results $(STUDY_RESULTS) \
+		--out $(STUDY_OUT)/attention-mini-novel_shapes-deep_share
+	$(BIN)/bench analyze attention --task mini/xsum --method deep_share --results $(STUDY_RESULTS) \
+		--out $(STUDY_OUT)/attention-mini-xsum-deep_share
 
 # The committed example leaderboards (results/leaderboards/*) from the committed runs (results/example-runs/);
 # tests/test_leaderboard.py checks that this reproduces them byte for byte.
@@ -31,11 +55,22 @@ leaderboards: $(STAMP)
 	$(BIN)/bench leaderboard --suite mini --results $(EXAMPLE_RUNS) --out results/leaderboards > /dev/null
 	$(BIN)/bench leaderboard --suite mini-nlg --results $(EXAMPLE_RUNS) --out results/leaderboards > /dev/null
 
-# Re-create the committed runs themselves (about 10 minutes on 2 cores); then `make leaderboards`.
+# The committed study reports (results/studies/*) from the committed runs; tests/test_studies.py checks them.
+# The attention analyses need trained.pt files, which are not committed: `make example-runs` re-creates them.
+studies: $(STAMP)
+	$(BIN)/bench study sample-efficiency --suite mini --methods $(PREFIX_METHODS) --results $(EXAMPLE_RUNS) --no-run
+	$(BIN)/bench study prefix-length --suite mini --methods $(PREFIX_METHODS) --lengths $(STUDY_LENGTHS) \
+		--results $(EXAMPLE_RUNS) --no-run
+	$(BIN)/bench study init --task mini/e2e --methods no_share --examples $(INIT_EXAMPLES) --seeds $(INIT_SEEDS) \
+		--results $(EXAMPLE_RUNS) --no-run
+
+# Re-create the committed runs themselves, with the study runs and analyses (about 25 minutes on 2 cores);
+# then `make leaderboards`.
 example-runs: $(STAMP)
 	rm -rf $(EXAMPLE_RUNS)
 	$(BIN)/bench run --task mini --method all --results $(EXAMPLE_RUNS)
 	$(BIN)/bench run --task mini-nlg --method $(NLG_METHODS) --results $(EXAMPLE_RUNS)
+	$(MAKE) --no-print-directory study-runs STUDY_RESULTS=$(EXAMPLE_RUNS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -49,4 +84,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean-results:
-	rm -rf results/runs results/leaderboards/demo
+	rm -rf results/runs results/leaderboards/demo results/studies/demo

@@ -156,6 +156,7 @@ def write(report: AttentionReport, out_dir: Path) -> list[Path]:
         axes = figure.add_subplot()
         shown = axes.imshow(report.prefix_share, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         axes.set_xlabel("head")
+        axes.set_xticks(range(report.prefix_share.shape[1]))
         axes.set_yticks(range(layers), report.layer_names)
         axes.set_title("share of attention on prefix positions")
         figure.colorbar(shown, ax=axes)

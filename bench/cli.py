@@ -168,7 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="analyses of a trained run: `bench analyze attention RUN`")
     p.add_argument("what", choices=["attention"])
-    p.add_argument("run", help="run folder or key prefix (a completed final run of a PEFT method)")
+    p.add_argument("run", nargs="?", default=None,
+                   help="run folder or key prefix (a completed final run of a PEFT method); or give --task/--method")
+    p.add_argument("--task", default=None, help="with --method: the final run the leaderboard shows for this task")
+    p.add_argument("--method", default=None, help="with --task: the method")
+    p.add_argument("--seed", type=int, default=None, help="with --task/--method: which final seed (default the first)")
     p.add_argument("--examples", "--images", dest="examples", type=int, default=16,
                    help="test images or test items to analyse (default 16)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <run>/analysis)")
@@ -685,7 +689,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from bench import analysis
 
-    run_dir, _ = _find_run(args)
+    run_dir = _leaderboard_run(args) if args.run is None else _find_run(args)[0]
     if args.examples < 1:
         raise BenchError("--examples must be at least 1.")
     report = analysis.analyze(run_dir, args.examples)
@@ -695,6 +699,28 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                                       report.prefix_positions, strict=True):
         print(f"{name}: {positions} prefix positions, {100 * share:.1f} % of the attention mass on them")
     return 0
+
+
+def _leaderboard_run(args: argparse.Namespace) -> Path:
+    """The final run of --task/--method (and --seed) that `bench leaderboard` shows, so analyses read that run."""
+    from bench.leaderboard.collect import collect
+    from bench.store import RunStore
+
+    if not args.task or not args.method:
+        raise BenchError("give a run (folder or key prefix), or --task and --method.",
+                         hint="e.g. `bench analyze attention --task mini/novel_shapes --method deep_share`.")
+    store = RunStore(_results(args))
+    found = collect(store, [args.task], [args.method])
+    cell = found.cells.get((args.task, args.method))
+    if cell is None:
+        reason = found.missing.get((args.task, args.method), "no runs")
+        raise BenchError(f"no completed final run of {args.method} on {args.task} in {store.root} ({reason}).",
+                         hint=f"Run it first: `bench run --task {args.task} --method {args.method}`.")
+    seed = cell.seeds[0] if args.seed is None else args.seed
+    if seed not in cell.seeds:
+        raise BenchError(f"seed {seed} is not among the final seeds of {args.method} on {args.task} "
+                         f"({', '.join(map(str, cell.seeds))}).", field="--seed")
+    return Path(cell.run_dirs[cell.seeds.index(seed)])
 
 
 def _find_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:

@@ -93,7 +93,9 @@ def measure_cost(report: PrefixLengthReport, task: TaskSpec, methods: dict[str, 
         label, _, length = cost.method.rpartition(" @ ")
         report.cost.append(CostRow(label, int(length), cost.seconds * 1000, cost.ratio, cost.peak_memory_bytes,
                                    cost.trainable, cost.stored))
-    report.cost_setting = (f"{task.name} backbone ({task.backbone.model}), batch {batch}, {device} {precision}, "
+    shape = ", ".join(f"{k}={v}" for k, v in task.backbone.model_kwargs.items())
+    backbone = f"{task.backbone.model} with {shape}" if shape else task.backbone.model
+    report.cost_setting = (f"{task.name} backbone ({backbone}), batch {batch}, {device} {precision}, "
                            f"median of {steps} steps")
 
 

@@ -92,22 +92,32 @@ def collect(store: RunStore, tasks: list[str] | None = None, methods: list[str] 
     found = Collected()
     finals: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     grid_runs: dict[tuple[str, str], int] = defaultdict(int)
+    by_pair: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for record in read_records(store.root, tasks, methods, keep):
         run = record["run"]
         pair = (run["task"], run["method"])
-        cost = record.get("cost", {})
-        found.wall_s[pair] = found.wall_s.get(pair, 0.0) + float(cost.get("wall_s") or 0.0)
-        found.devices.setdefault(pair, set()).add(str(cost.get("device", "unknown")))
+        by_pair[pair].append(record)
         if run["stage"] == "final":
             finals[(*pair, _point_key(run))].append(record)
         else:
             grid_runs[pair] += 1
     chosen: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    defaults: dict[tuple[str, str], dict[str, list[Any]] | None] = {}
     for (task, method, _), records in sorted(finals.items()):
+        if (task, method) not in defaults:
+            defaults[(task, method)] = _protocol_grid(records[0])
         current = chosen.get((task, method))
-        if current is None or _preference(records) > _preference(current):
+        if current is None or _preference(records, defaults[(task, method)]) > _preference(
+                current, defaults[(task, method)]):
             chosen[(task, method)] = records
     for pair, records in chosen.items():
+        # Cost: the grid and final runs of the chosen variant only (not the study runs beside it).
+        variant = _variant(records[0]["run"], defaults[pair])
+        for record in by_pair[pair]:
+            if _variant(record["run"], defaults[pair]) == variant:
+                cost = record.get("cost", {})
+                found.wall_s[pair] = found.wall_s.get(pair, 0.0) + float(cost.get("wall_s") or 0.0)
+                found.devices.setdefault(pair, set()).add(str(cost.get("device", "unknown")))
         cell = _cell(records)
         if cell is None:
             found.missing[pair] = f"all {len(records)} final seeds diverged"
@@ -115,6 +125,10 @@ def collect(store: RunStore, tasks: list[str] | None = None, methods: list[str] 
             found.cells[pair] = cell
     for pair, count in grid_runs.items():
         if pair not in chosen:
+            for record in by_pair[pair]:
+                cost = record.get("cost", {})
+                found.wall_s[pair] = found.wall_s.get(pair, 0.0) + float(cost.get("wall_s") or 0.0)
+                found.devices.setdefault(pair, set()).add(str(cost.get("device", "unknown")))
             found.missing[pair] = f"grid search only ({count} grid run{'s' if count != 1 else ''}, no final runs yet)"
     return found
 
@@ -122,16 +136,49 @@ def collect(store: RunStore, tasks: list[str] | None = None, methods: list[str] 
 def _point_key(run: dict[str, Any]) -> str:
     return json.dumps({**run.get("hparams", {}), "base_lr": run["optim"]["base_lr"],
                        "weight_decay": run["optim"]["weight_decay"], "grid_prune": run.get("grid_prune"),
-                       "data_fraction": run.get("data_fraction")}, sort_keys=True)
+                       "data_fraction": run.get("data_fraction"), "train_examples": run.get("train_examples")},
+                      sort_keys=True)
 
 
-def _preference(records: list[dict[str, Any]]) -> tuple[bool, bool, int, str]:
-    """Runs on all the training data over --data-fraction runs, the full grid's selection over a pruned grid's,
-    then more finished seeds, then the newest."""
+def _protocol_grid(record: dict[str, Any]) -> dict[str, list[Any]] | None:
+    """The search grid the task's protocol gives this method (None when the method or spec cannot be loaded)."""
+    from bench import registry
+    from bench.errors import BenchError
+    from bench.spec import TaskSpec, TextTaskSpec
+    from bench.train.protocol import method_settings
+
+    spec = record.get("task_spec", {})
+    try:
+        text = spec.get("backbone", {}).get("kind") in ("gpt2", "bart")
+        task = (TextTaskSpec if text else TaskSpec).model_validate(spec)
+        return method_settings(task, registry.get_method(record["run"]["method"])).grid
+    except (BenchError, ValueError, KeyError):
+        return None
+
+
+def _follows_protocol(run: dict[str, Any], grid: dict[str, list[Any]] | None) -> bool:
+    """No study variant (fraction, training-set size) and no axis fixed off the protocol's grid (--set,
+    --num-tokens, an init_text): such runs answer another question than the leaderboard's."""
+    if run.get("data_fraction") or run.get("train_examples"):
+        return False
+    if grid is None:
+        return True
+    values = {**run.get("hparams", {}), **run.get("optim", {})}
+    return all(values[name] in allowed for name, allowed in grid.items() if name in values)
+
+
+def _variant(run: dict[str, Any], grid: dict[str, list[Any]] | None) -> tuple[bool, Any, Any]:
+    return _follows_protocol(run, grid), run.get("data_fraction"), run.get("train_examples")
+
+
+def _preference(records: list[dict[str, Any]], grid: dict[str, list[Any]] | None) -> tuple[bool, bool, bool, int, str]:
+    """Runs that follow the task's protocol (all the training data, hyper-parameters from its grid) over study
+    variants, the full grid's selection over a pruned grid's, then more finished seeds, then the newest."""
     completed = [r for r in records if r["status"] == "completed"]
+    standard = _follows_protocol(records[0]["run"], grid)
     full_data = not any(r["run"].get("data_fraction") for r in records)
     full_grid = not any(r["run"].get("grid_prune") for r in records)
-    return full_data, full_grid, len(completed), max(str(r.get("created_at", "")) for r in records)
+    return standard, full_data, full_grid, len(completed), max(str(r.get("created_at", "")) for r in records)
 
 
 def _cell(records: list[dict[str, Any]]) -> Cell | None:
