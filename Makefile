@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow lint install clean-results leaderboards studies study-runs example-runs
+.PHONY: demo test test-faults test-slow lint install clean-results leaderboards studies study-runs example-runs
 
 install: $(STAMP)
 
@@ -74,6 +74,10 @@ example-runs: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The fault-injection suite (kill -9 at 20 points, 4 workers, full disk, damaged files), with its figures; CI runs it.
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest -q -m faults -s
 
 # Minutes-long tests (the whole demo, re-training the mini backbone); not part of `make test`.
 test-slow: $(STAMP)

@@ -45,7 +45,12 @@ def analyze(run_dir: Path, examples: int = 16) -> AttentionReport:
         raise BenchError(f"run {run_dir} has no stored trained parameters ({TRAINED}).",
                          hint="Attention analysis needs a completed final run of a PEFT method (runs made before "
                               "this feature, and full fine-tuning, do not keep their weights); re-run it.")
-    trained = torch.load(run_dir / TRAINED, weights_only=True)
+    from bench.train.run import load_torch
+
+    trained = load_torch(run_dir / TRAINED)
+    if trained is None:
+        raise BenchError(f"the trained parameters of run {run_dir} ({TRAINED}) were damaged and have been removed.",
+                         hint="Re-run the final run (delete its folder, then the same `bench run` command).")
     if "backbone" in record["task_spec"] and record["task_spec"]["backbone"].get("kind") in ("gpt2", "bart"):
         return _analyze_text(record, TextTaskSpec.model_validate(record["task_spec"]), trained, examples)
     return _analyze_vision(record, TaskSpec.model_validate(record["task_spec"]), trained, examples)

@@ -6,6 +6,7 @@ User errors (BenchError) print as one paragraph and exit with code 2; nothing st
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -41,6 +42,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are stored; run the same command again to resume.", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        text = (f"could not write{where}: {exc.strerror or exc}. Nothing stored was changed: every file of the "
+                "store and cache is written to a temp file and renamed into place, so the previous state is intact "
+                "and the unfinished run is recomputed (or resumed from its last checkpoint) by the same command. "
+                "Free space or fix the permissions, then run it again.")
+        print("error: " + textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False),
+              file=sys.stderr)
+        return 2
+
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
 
 
 def build_parser() -> argparse.ArgumentParser:

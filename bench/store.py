@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench import faults
 from bench.errors import BenchError
 
 SCHEMA_VERSION = 1
@@ -27,6 +28,17 @@ TRAINED = "trained.pt"  # final PEFT runs: the trained parameters (method + head
 LOCK = "lock"
 
 
+RESULT_FILES = (PREDICTIONS, OUTPUTS, TRAINED, "subset.json")  # checksummed in the record
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def run_key(identity: dict[str, Any]) -> str:
     """Content hash of everything that changes a run's result (canonical JSON)."""
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
@@ -34,14 +46,64 @@ def run_key(identity: dict[str, Any]) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as handle:
+    with atomic_writer(path) as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-        tmp = handle.name
-    os.chmod(tmp, 0o666 & ~_umask())  # temp files are created 0600; finished files get the usual permissions
-    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[Any]:
+    """A binary file handle whose content replaces `path` when the block ends: temp file + fsync + rename, so
+    readers see the old file or the new one, never a part. A failed write (a full disk) removes its temp file
+    and leaves the old file as it was."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)  # noqa: SIM115 (closed below)
+    tmp = Path(handle.name)
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # temp files are created 0600; finished files get the usual permissions
+        faults.point(f"write:{path.name}")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def checksum_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def write_checked(path: Path, data: bytes) -> None:
+    """Write a file and, after it, its SHA-256 beside it (<name>.sha256). A reader trusts the file only when the
+    two agree, so a kill between the writes, a truncated copy or a flipped bit is caught, not loaded."""
+    atomic_write_bytes(path, data)
+    atomic_write_bytes(checksum_path(path), (hashlib.sha256(data).hexdigest() + "\n").encode())
+
+
+def read_checked(path: Path) -> bytes | None:
+    """The file's bytes when present and matching its checksum; None when absent; CorruptFile otherwise."""
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    sidecar = checksum_path(path)
+    expected = sidecar.read_text().strip() if sidecar.is_file() else None
+    if expected != hashlib.sha256(data).hexdigest():
+        reason = "has no checksum file" if expected is None else "does not match its checksum"
+        raise CorruptFile(path, reason)
+    return data
+
+
+class CorruptFile(Exception):
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path} {reason}")
+        self.path, self.reason = path, reason
+
+    def discard(self) -> None:
+        """Remove the damaged file and its checksum, so that it is rebuilt and never used."""
+        self.path.unlink(missing_ok=True)
+        checksum_path(self.path).unlink(missing_ok=True)
 
 
 def _umask() -> int:
@@ -78,10 +140,29 @@ class RunStore:
         return record
 
     def write(self, run_dir: Path, record: dict[str, Any]) -> None:
+        """Write the record last, with the SHA-256 of the run's result files in it (`bench doctor` checks them)."""
         path = run_dir / RECORD
         if path.exists():
             raise BenchError(f"refusing to overwrite the finished run record {path}.")
+        record["files"] = {name: _sha256(run_dir / name) for name in RESULT_FILES if (run_dir / name).is_file()}
         atomic_write_json(path, record)
+
+    def check(self, run_dir: Path) -> list[str]:
+        """What is wrong with one stored run folder (empty when nothing): an unreadable record, a result file
+        missing or not matching the record's checksum, temp files of a killed writer."""
+        problems = []
+        try:
+            record = self.load(run_dir)
+        except BenchError:
+            return [f"{run_dir / RECORD}: not valid JSON"]
+        for name, digest in (record or {}).get("files", {}).items():
+            if not (run_dir / name).is_file():
+                problems.append(f"{run_dir / name}: missing (the record lists it)")
+            elif _sha256(run_dir / name) != digest:
+                problems.append(f"{run_dir / name}: does not match the checksum in its record")
+        if record is not None:
+            problems += [f"{p}: temp file of a killed writer" for p in run_dir.glob(".*.tmp")]
+        return problems
 
     def records(self, task: str | None = None, method: str | None = None, stage: str | None = None
                 ) -> Iterator[dict[str, Any]]:

@@ -37,7 +37,7 @@ def test_concurrent_workers_record_every_run_exactly_once(tiny_tasks_dir: Path, 
     captured = capsys.readouterr()
     assert records(results) == reference_plan and len(reference_plan) > 10
     leftovers = [p.name for p in results.rglob("*") if p.is_file()
-                 and p.name not in ("run.json", "predictions.npz", "trained.pt")]
+                 and p.name not in ("run.json", "predictions.npz", "trained.pt", "trained.pt.sha256")]
     assert leftovers == []  # no lock, checkpoint or temp file
     ran = re.findall(r"\[worker (\d)\] tiny/colors \S+ (?:grid|final) seed=", captured.err)
     assert len(ran) == len(reference_plan)  # each run executed once, by some worker

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import tempfile
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench import faults
 from bench.data.splits import ListedSplit, decode_image, read_split
 from bench.spec import DataSpec, ImageSpec, default_cache_dir
+from bench.store import atomic_writer
 
 CACHE_FORMAT = 2
+log = logging.getLogger("bench.cache")
 
 
 @dataclass
@@ -42,10 +46,39 @@ def load_split(data: DataSpec, split: str, task_name: str, cache_dir: Path | Non
     path = (cache_dir or default_cache_dir()) / "images" / f"{key}.npz"
     if not path.is_file():
         _write_cache(path, listed, data.images, progress)
-    with np.load(path) as stored:
-        pixels, shapes, labels = stored["pixels"], stored["shapes"], stored["labels"]
-        content = str(stored["content"])
+    loaded = _read_cache(path)
+    if loaded is None:  # damaged: decoded again, never used
+        _write_cache(path, listed, data.images, progress)
+        loaded = _read_cache(path)
+        if loaded is None:
+            raise OSError(f"the image cache file {path} is damaged right after being written (failing disk?)")
+    pixels, shapes, labels, content = loaded
     return DecodedSplit(split, _unflatten(pixels, shapes), torch.from_numpy(labels), content)
+
+
+def _content_digest(pixels: np.ndarray, shapes: np.ndarray, labels: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for array in (pixels, shapes, labels):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _read_cache(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str] | None:
+    """The cached arrays when the file is whole and its arrays hash to the digest stored with them; else None
+    (the file is removed with a warning). Hashing costs about a second per GB, once per process and split."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            pixels, shapes, labels = stored["pixels"], stored["shapes"], stored["labels"]
+            content = str(stored["content"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("image cache %s is unreadable (%s): discarded and decoded again", path, exc)
+        path.unlink(missing_ok=True)
+        return None
+    if _content_digest(pixels, shapes, labels) != content:
+        log.warning("image cache %s does not match its checksum: discarded and decoded again", path)
+        path.unlink(missing_ok=True)
+        return None
+    return pixels, shapes, labels, content
 
 
 def _cache_key(listed: ListedSplit, images: ImageSpec) -> str:
@@ -65,14 +98,10 @@ def _write_cache(path: Path, listed: ListedSplit, images: ImageSpec, progress: b
                            leave=False))
     shapes = np.asarray([a.shape[:2] for a in arrays], dtype=np.int64)
     pixels = np.concatenate([a.reshape(-1) for a in arrays])
-    digest = hashlib.sha256()
-    for array in (pixels, shapes, listed.labels):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-        np.savez(handle, pixels=pixels, shapes=shapes, labels=listed.labels, content=digest.hexdigest()[:16])
-        tmp = handle.name
-    os.replace(tmp, path)
+    content = _content_digest(pixels, shapes, listed.labels)
+    faults.point("cache_write")
+    with atomic_writer(path) as handle:
+        np.savez(handle, pixels=pixels, shapes=shapes, labels=listed.labels, content=content)
 
 
 def _unflatten(pixels: np.ndarray, shapes: np.ndarray) -> torch.Tensor | list[torch.Tensor]:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench import faults
 from bench.backbones import Backbone, build_backbone
 from bench.data.subsets import SUBSET_FILE, nested_subset, take
 from bench.data.tensor_store import DecodedSplit, concat_splits, load_split
@@ -38,10 +39,14 @@ from bench.store import (
     PREDICTIONS,
     SCHEMA_VERSION,
     TRAINED,
+    CorruptFile,
     RunStore,
     atomic_write_bytes,
     atomic_write_json,
+    checksum_path,
+    read_checked,
     run_key,
+    write_checked,
 )
 from bench.train.model import PeftModel
 from bench.train.optim import build_optimizer, effective_lr, lr_multiplier, set_lr
@@ -221,6 +226,7 @@ def execute_run(config: RunConfig, method_cls: type[Method], store: RunStore, op
             record["selection"] = selection
         store.write(run_dir, record)
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
+        checksum_path(run_dir / CHECKPOINT).unlink(missing_ok=True)
         return {**record, FRESH: True}
 
 
@@ -263,8 +269,8 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
     history: list[dict[str, Any]] = []
     start_epoch, resumed_from, elapsed_before = 0, None, 0.0
     checkpoint_path = run_dir / CHECKPOINT
-    if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+    state = load_torch(checkpoint_path, device)
+    if state is not None:
         model.load_state_dict(state["model"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"].cpu())
@@ -300,6 +306,7 @@ def _train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            faults.point("train_step")
             loss_sum += loss.detach() * len(labels)
             correct += (logits.detach().argmax(-1) == labels).sum()
             nonfinite |= ~torch.isfinite(loss.detach())
@@ -422,10 +429,26 @@ def _write_predictions(path: Path, predictions: dict[str, np.ndarray]) -> None:
 
 
 def save_torch(path: Path, payload: Any) -> None:
-    """torch.save, written atomically (checkpoints and trained parameters are never seen half-written)."""
+    """torch.save, written atomically with a checksum (checkpoints and trained parameters are never read
+    half-written or damaged)."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    write_checked(path, buffer.getvalue())
+
+
+def load_torch(path: Path, device: torch.device | str = "cpu") -> Any:
+    """What save_torch wrote (tensors and plain containers only: weights_only). None when there is no file, or when
+    it is damaged (truncated, changed, checksum missing): then it is removed with a warning, so that a checkpoint
+    is recomputed from the start instead of being used."""
+    try:
+        data = read_checked(path)
+    except CorruptFile as exc:
+        log.warning("%s %s: discarded; it will be recomputed", exc.path, exc.reason)
+        exc.discard()
+        return None
+    if data is None:
+        return None
+    return torch.load(io.BytesIO(data), map_location=device, weights_only=True)
 
 
 def _save_checkpoint(path: Path, model: PeftModel, optimizer: torch.optim.Optimizer,

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench import faults
 from bench.backbones.language import LanguageBackbone, build_language_backbone
 from bench.data.text import TextItem, TextSplit, read_text_split
 from bench.method import Method
@@ -185,7 +186,14 @@ def train_text_run(config: Any, method_cls: type[Method], identity: dict[str, An
     """Train, decode, score; returns the run record (the caller writes it)."""
     from tqdm import tqdm
 
-    from bench.train.run import SAVE_TRAINED_MAX, _reset_peak_memory, _seed_everything, build_record, save_torch
+    from bench.train.run import (
+        SAVE_TRAINED_MAX,
+        _reset_peak_memory,
+        _seed_everything,
+        build_record,
+        load_torch,
+        save_torch,
+    )
 
     task: TextTaskSpec = config.task
     optim, device, protocol = config.optim, options.device, task.protocol
@@ -217,8 +225,8 @@ def train_text_run(config: Any, method_cls: type[Method], identity: dict[str, An
     start_epoch, resumed_from, elapsed_before, step = 0, None, 0.0, 0
     best: dict[str, Any] | None = None
     checkpoint_path = run_dir / CHECKPOINT
-    if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+    state = load_torch(checkpoint_path, device)
+    if state is not None:
         model.load_state_dict(state["model"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         history, start_epoch, step = list(state["history"]), int(state["epoch"]) + 1, int(state["step"])
@@ -245,6 +253,7 @@ def train_text_run(config: Any, method_cls: type[Method], identity: dict[str, An
             if protocol.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(trainable, protocol.grad_clip)
             optimizer.step()
+            faults.point("train_step")
             step += 1
             loss_sum += float(loss.detach()) * len(batch["labels"])
             seen += len(batch["labels"])
