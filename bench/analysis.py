@@ -11,8 +11,10 @@ enters the means. Probabilities are computed explicitly in this analysis only.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,9 @@ import numpy as np
 import torch
 
 from bench.errors import BenchError
-from bench.store import TRAINED, RunStore, atomic_write_bytes
+from bench.store import TRAINED, RunStore, atomic_write_bytes, checksum_path
+
+log = logging.getLogger("bench.analysis")
 
 
 @dataclass(frozen=True)
@@ -45,15 +49,26 @@ def analyze(run_dir: Path, examples: int = 16) -> AttentionReport:
         raise BenchError(f"run {run_dir} has no stored trained parameters ({TRAINED}).",
                          hint="Attention analysis needs a completed final run of a PEFT method (runs made before "
                               "this feature, and full fine-tuning, do not keep their weights); re-run it.")
-    from bench.train.run import load_torch
-
-    trained = load_torch(run_dir / TRAINED)
-    if trained is None:
-        raise BenchError(f"the trained parameters of run {run_dir} ({TRAINED}) were damaged and have been removed.",
-                         hint="Re-run the final run (delete its folder, then the same `bench run` command).")
+    trained = _load_trained(run_dir, record)
     if "backbone" in record["task_spec"] and record["task_spec"]["backbone"].get("kind") in ("gpt2", "bart"):
         return _analyze_text(record, TextTaskSpec.model_validate(record["task_spec"]), trained, examples)
     return _analyze_vision(record, TaskSpec.model_validate(record["task_spec"]), trained, examples)
+
+
+def _load_trained(run_dir: Path, record: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """trained.pt, checked against the checksum in its record (or beside it); a stored result is never deleted
+    here: a mismatch is an error, and a file from before checksums existed is loaded with a warning."""
+    path = run_dir / TRAINED
+    data = path.read_bytes()
+    sidecar = checksum_path(path)
+    expected = record.get("files", {}).get(TRAINED) or (sidecar.read_text().strip() if sidecar.is_file() else None)
+    if expected is None:
+        log.warning("%s has no checksum (stored before checksums were kept); loading it unverified", path)
+    elif hashlib.sha256(data).hexdigest() != expected:
+        raise BenchError(f"{path} does not match its checksum: the stored trained parameters are damaged.",
+                         hint="Move the run folder out of the store and run the same `bench run` command again.")
+    state: dict[str, torch.Tensor] = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    return state
 
 
 def _method(run: dict[str, Any]) -> Any:

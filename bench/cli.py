@@ -151,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_perf)
 
+    p = sub.add_parser("doctor", help="check the environment (Python, torch/CUDA, Java, disk, data) and the store")
+    common(p, results=True)
+    p.set_defaults(func=cmd_doctor)
+
     p = sub.add_parser("data", help="real data: `bench data fetch vtab`, `bench data status`")
     data_sub = p.add_subparsers(dest="data_command", required=True)
     q = data_sub.add_parser("fetch", help="put a data set in place (download, or --from a local copy)")
@@ -607,6 +611,22 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0 if all(s.state == "ready" for s in statuses) else 2
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bench import doctor
+    from bench.spec import default_cache_dir
+
+    checks = doctor.run_checks(_results(args), default_cache_dir(), _dirs(args, "tasks_dir"))
+    for check in checks:
+        print(textwrap.fill(f"{check.status:<5} {check.name}: {check.detail}", 110, subsequent_indent=" " * 6))
+        for item in check.items:
+            print(f"        - {item}")
+        if check.fix:
+            print(textwrap.fill(f"fix: {check.fix}", 110, initial_indent=" " * 6, subsequent_indent=" " * 11))
+    failed = [c.name for c in checks if c.status == "FAIL"]
+    print(f"\n{len(failed)} check(s) failed: {', '.join(failed)}." if failed else "\nNothing to fix.")
+    return 1 if failed else 0
+
+
 def cmd_data_status(args: argparse.Namespace) -> int:
     from bench import registry
     from bench.data.fetch import check_task
@@ -749,8 +769,8 @@ def _find_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
         return path, record
     matches = [r for r in store.records() if r["key"].startswith(args.run)]
     if len(matches) != 1:
-        found = "no run" if not matches else f"{len(matches)} runs"
-        raise BenchError(f"{found} match '{args.run}' in {store.root}.",
+        found = "no run matches" if not matches else f"{len(matches)} runs match"
+        raise BenchError(f"{found} '{args.run}' in {store.root}.",
                          hint="Give a run folder or a longer key prefix (keys are the run folder names).")
     return Path(matches[0]["_dir"]), matches[0]
 

@@ -171,6 +171,14 @@ class SuiteSpec(StrictModel):
     tasks: list[str] = Field(min_length=1)
     groups: dict[str, list[str]] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _no_duplicates(self) -> SuiteSpec:
+        twice = sorted({t for t in self.tasks if self.tasks.count(t) > 1})
+        if twice:
+            raise ValueError(f"the suite lists {', '.join(twice)} twice; each task may appear once (a mean over "
+                             "tasks would count it double)")
+        return self
+
 
 # ---------------------------------------------------------------- language (generation) tasks
 
@@ -380,7 +388,8 @@ def validate(model: type[StrictModel], data: dict[str, Any], path: Path) -> Any:
         if err["type"] == "missing":
             raise BenchError("required field is missing.", file=path, field=field) from None
         more = f" ({len(exc.errors()) - 1} more problem(s) after this one)" if len(exc.errors()) > 1 else ""
-        raise BenchError(f"{err['msg']}{more}.", file=path, field=field) from None
+        message = str(err["msg"]).removeprefix("Value error, ")  # pydantic's prefix for our own validators
+        raise BenchError(f"{message.rstrip('.')}{more}.", file=path, field=field) from None
 
 
 def allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

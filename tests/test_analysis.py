@@ -57,6 +57,12 @@ def test_attention_analysis_of_a_prefix_run(tiny_tasks_dir: Path, tmp_path: Path
     assert all(0.0 < s < 1.0 for row in shares for s in row)
     for picture in ("prefix-share.png", "cls-maps.png"):
         assert (run_dir / "analysis" / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Damaged trained parameters are refused (checked against the record), and kept: a stored result is never deleted.
+    trained = run_dir / "trained.pt"
+    data = trained.read_bytes()
+    trained.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    assert main(["analyze", "attention", str(run_dir)]) == 2
+    assert "does not match its checksum" in capsys.readouterr().err and trained.is_file()
 
 
 def test_attention_analysis_without_prefix_and_without_weights(tiny_tasks_dir: Path, tmp_path: Path) -> None:

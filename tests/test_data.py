@@ -115,7 +115,7 @@ def test_prepare_hook_creates_missing_data(tmp_path: Path, tiny_data: Path, monk
     import sys
     import types
 
-    module = types.ModuleType("fake_prepare")
+    module = types.ModuleType("bench.fake_prepare")
     calls: list[Path] = []
 
     def prepare(root: Path) -> None:
@@ -123,12 +123,12 @@ def test_prepare_hook_creates_missing_data(tmp_path: Path, tiny_data: Path, monk
         shutil.copytree(tiny_data, root)
 
     module.prepare = prepare  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "fake_prepare", module)
-    data = spec(tmp_path / "made").model_copy(update={"prepare": "fake_prepare:prepare"})
+    monkeypatch.setitem(sys.modules, "bench.fake_prepare", module)
+    data = spec(tmp_path / "made").model_copy(update={"prepare": "bench.fake_prepare:prepare"})
     assert len(load_split(data, "test", "tiny")) == 20
     assert calls == [tmp_path / "made"]
     with pytest.raises(BenchError, match="cannot find data.prepare function"):
-        load_split(spec(tmp_path / "x").model_copy(update={"prepare": "fake_prepare:nope"}), "test", "tiny")
+        load_split(spec(tmp_path / "x").model_copy(update={"prepare": "bench.fake_prepare:nope"}), "test", "tiny")
 
 
 def test_regenerated_images_are_decoded_again_and_change_the_fingerprint(tiny_data: Path, tmp_path: Path) -> None:

@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.store import CHECKPOINT, RECORD, RunStore, checksum_path
-from bench.train.run import load_torch
+from bench.store import CHECKPOINT, RECORD, CorruptFile, RunStore, checksum_path, read_checked
 
 pytestmark = pytest.mark.faults
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,8 +76,11 @@ def audit(root: Path) -> tuple[int, list[str]]:
                     data["pred"].sum()
             except Exception as exc:
                 bad.append(f"{path}: {exc}")
-        elif name.endswith(".pt") and load_torch(path) is None:
-            bad.append(f"{path}: damaged")
+        elif name.endswith(".pt"):
+            try:
+                read_checked(path)
+            except CorruptFile as exc:
+                bad.append(str(exc))
     bad += [problem for p in root.rglob(RECORD) for problem in RunStore(root).check(p.parent)]
     return duplicates, bad
 

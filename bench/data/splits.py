@@ -100,7 +100,17 @@ def ensure_prepared(data: DataSpec, task_name: str) -> Path:
 
 
 def _call_prepare(target: str, root: Path, task_name: str) -> None:
+    """Run a task's `data.prepare` function. Only functions of the bench package may be named: a task file is
+    data, and reading one must never run code from elsewhere (plug-in code comes only from --methods-dir or an
+    installed entry point, which the user chooses explicitly)."""
     module_name, _, function_name = target.partition(":")
+    if module_name != "bench" and not module_name.startswith("bench."):
+        raise BenchError(
+            f"task '{task_name}': data.prepare names '{target}', outside the bench package.",
+            field="data.prepare",
+            hint="A task file may only name preparation functions of bench itself (bench.data...). Prepare the data "
+                 "with your own code first and point data.root at the result.",
+        )
     try:
         function = getattr(importlib.import_module(module_name), function_name)
     except (ImportError, AttributeError) as exc:

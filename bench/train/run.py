@@ -32,6 +32,7 @@ from bench.backbones import Backbone, build_backbone
 from bench.data.subsets import SUBSET_FILE, nested_subset, take
 from bench.data.tensor_store import DecodedSplit, concat_splits, load_split
 from bench.data.transforms import FeatureBatches, ImageBatches
+from bench.errors import BenchError
 from bench.method import Method
 from bench.spec import AnyTaskSpec, TaskSpec, TextTaskSpec
 from bench.store import (
@@ -503,9 +504,21 @@ def git_commit() -> str | None:
 
 
 def default_device(requested: str | None = None) -> torch.device:
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """--device, checked before anything runs; default: CUDA when present, else the CPU."""
+    if not requested:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError as exc:
+        raise BenchError(f"--device '{requested}' is not a device name ({exc}).", field="--device",
+                         hint="Use cpu, cuda or cuda:N.") from exc
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            raise BenchError(f"--device {requested} is not available: this machine shows {count} CUDA device(s).",
+                             field="--device", hint="Use cpu, or cuda:N with N below the count (CUDA_VISIBLE_DEVICES "
+                                                    "decides which GPUs are visible).")
+    return device
 
 
 def configure_threads() -> None:
