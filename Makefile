@@ -17,19 +17,21 @@ $(STAMP): pyproject.toml constraints.txt
 # the generated data-to-text (tiny GPT-2) and summarisation (tiny BART) tasks (3 seeds); one leaderboard each.
 # Leaderboards (Markdown, LaTeX, HTML, CSV, JSON, plots) go to results/leaderboards/demo/.
 # Then small versions of the studies (results/studies/demo/): sample efficiency and prefix length of the three
-# prefix variants on mini, prefix initialisation on mini/e2e, and the attention analysis of two Deep-share runs.
+# prefix variants on mini/novel_shapes, prefix initialisation on mini/e2e, and the attention analysis of two
+# Deep-share runs (`make studies` builds the larger, committed versions on all of mini).
 demo: $(STAMP)
 	$(BIN)/bench run --task mini --method all
 	$(BIN)/bench leaderboard --suite mini --out results/leaderboards/demo
 	$(BIN)/bench run --task mini-nlg --method $(NLG_METHODS)
 	$(BIN)/bench leaderboard --suite mini-nlg --out results/leaderboards/demo
-	$(MAKE) --no-print-directory study-runs STUDY_OUT=results/studies/demo STUDY_LENGTHS=2,8,32 \
-		INIT_EXAMPLES=50,200 INIT_SEEDS=101,42
+	$(MAKE) --no-print-directory study-runs STUDY_OUT=results/studies/demo STUDY_SUITE=mini/novel_shapes \
+		STUDY_LENGTHS=2,8,32 INIT_EXAMPLES=50,200 INIT_SEEDS=101,42
 
 NLG_METHODS := deep_share,no_share,lora,full_ft
 PREFIX_METHODS := no_share,simple_share,deep_share
 EXAMPLE_RUNS := results/example-runs
 STUDY_OUT := results/studies
+STUDY_SUITE := mini
 STUDY_LENGTHS := 2,4,8,16,32
 INIT_EXAMPLES := 50,100,200
 INIT_SEEDS := 101,42,44
@@ -38,9 +40,9 @@ STUDY_FLAGS :=
 
 # The studies: run what is missing (unless STUDY_FLAGS=--no-run), write the reports to $(STUDY_OUT).
 study-runs: $(STAMP)
-	$(BIN)/bench study sample-efficiency --suite mini --methods $(PREFIX_METHODS) --results $(STUDY_RESULTS) \
+	$(BIN)/bench study sample-efficiency --suite $(STUDY_SUITE) --methods $(PREFIX_METHODS) --results $(STUDY_RESULTS) \
 		--out $(STUDY_OUT) $(STUDY_FLAGS)
-	$(BIN)/bench study prefix-length --suite mini --methods $(PREFIX_METHODS) --lengths $(STUDY_LENGTHS) \
+	$(BIN)/bench study prefix-length --suite $(STUDY_SUITE) --methods $(PREFIX_METHODS) --lengths $(STUDY_LENGTHS) \
 		--results $(STUDY_RESULTS) --out $(STUDY_OUT) $(STUDY_FLAGS)
 	$(BIN)/bench study init --task mini/e2e --methods no_share --examples $(INIT_EXAMPLES) --seeds $(INIT_SEEDS) \
 		--results $(STUDY_RESULTS) --out $(STUDY_OUT) $(STUDY_FLAGS)
@@ -58,8 +60,8 @@ leaderboards: $(STAMP)
 # The committed study reports (results/studies/*) from the committed runs; tests/test_studies.py checks them.
 # The attention analyses need trained.pt files, which are not committed: `make example-runs` re-creates them.
 studies: $(STAMP)
-	$(BIN)/bench study sample-efficiency --suite mini --methods $(PREFIX_METHODS) --results $(EXAMPLE_RUNS) --no-run
-	$(BIN)/bench study prefix-length --suite mini --methods $(PREFIX_METHODS) --lengths $(STUDY_LENGTHS) \
+	$(BIN)/bench study sample-efficiency --suite $(STUDY_SUITE) --methods $(PREFIX_METHODS) --results $(EXAMPLE_RUNS) --no-run
+	$(BIN)/bench study prefix-length --suite $(STUDY_SUITE) --methods $(PREFIX_METHODS) --lengths $(STUDY_LENGTHS) \
 		--results $(EXAMPLE_RUNS) --no-run
 	$(BIN)/bench study init --task mini/e2e --methods no_share --examples $(INIT_EXAMPLES) --seeds $(INIT_SEEDS) \
 		--results $(EXAMPLE_RUNS) --no-run

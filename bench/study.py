@@ -21,7 +21,7 @@ from bench.leaderboard.collect import Cell, collect
 from bench.leaderboard.examples import Examples
 from bench.leaderboard.significance import bootstrap_against, paired_examples
 from bench.store import RunStore
-from bench.study_report import seed_curve_point, write_report
+from bench.study_report import over_tasks, seed_curve_point, write_report
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def area_under(x: list[float], y: list[float | None]) -> float | None:
 
 def render_markdown(report: SampleEfficiency, plot_file: str | None) -> str:
     lines = [f"# Sample efficiency: {report.suite}", "",
-             f"Test score (mean over {len(report.tasks)} tasks, ± std over seeds) vs the fraction of the training "
+             f"Test score ({over_tasks(report.tasks)}, ± std over seeds) vs the fraction of the training "
              "data (nested class-balanced subsets; the grid is selected on val at each fraction).", ""]
     headers = ["Method", *[f"{f:g}" for f in report.fractions], "Area (mean over fractions)"]
     lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]

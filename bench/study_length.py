@@ -21,7 +21,7 @@ from bench.leaderboard.collect import collect
 from bench.method import Method
 from bench.spec import TaskSpec
 from bench.store import RunStore
-from bench.study_report import seed_curve_point, write_report
+from bench.study_report import over_tasks, seed_curve_point, write_report
 
 SHARE_TYPES: list[tuple[str, str, dict[str, Any]]] = [
     ("None (no_share)", "no_share", {}),
@@ -101,7 +101,7 @@ def measure_cost(report: PrefixLengthReport, task: TaskSpec, methods: dict[str, 
 
 def render_markdown(report: PrefixLengthReport, plot_file: str | None) -> str:
     lines = [f"# Prefix length: {report.suite}", "",
-             f"Test score (mean over {len(report.tasks)} tasks, ± std over seeds) and trainable parameters (mean over "
+             f"Test score ({over_tasks(report.tasks)}, ± std over seeds) and trainable parameters (mean over "
              "tasks) per prompt / prefix length (`num_tokens`; E = num_tokens // 2 positions for No-share and "
              "Deep-share, N = num_tokens for Simple-share).", ""]
     headers = ["Method", *[str(n) for n in report.lengths]]

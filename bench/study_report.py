@@ -15,6 +15,11 @@ from bench.store import atomic_write_bytes
 Curve = tuple[list[float | None], list[float | None]]  # mean and std at each x; None where runs are missing
 
 
+def over_tasks(tasks: Sequence[str]) -> str:
+    """'mean over 3 tasks', or the task's name when a study ran on one."""
+    return f"mean over {len(tasks)} tasks" if len(tasks) != 1 else f"on {tasks[0]}"
+
+
 def seed_curve_point(cells: Sequence[Cell]) -> tuple[float, float]:
     """Mean over tasks for each seed (seed i = the i-th final seed of every task), then the mean and sample std of
     those over seeds: the band shows training noise, not the spread between tasks."""
