@@ -42,7 +42,7 @@ STUDY_FLAGS :=
 study-runs: $(STAMP)
 	$(BIN)/bench study sample-efficiency --suite $(STUDY_SUITE) --methods $(PREFIX_METHODS) --results $(STUDY_RESULTS) \
 		--out $(STUDY_OUT) $(STUDY_FLAGS)
-	$(BIN)/bench study prefix-length --suite $(STUDY_SUITE) --methods $(PREFIX_METHODS) --lengths $(STUDY_LENGTHS) \
+	$(BIN)/bench study prefix-length --suite $(STUDY_SUITE) --methods $(PREFIX_METHODS) --lengths $(STUDY_LENGTHS) --cost-steps 20 \
 		--results $(STUDY_RESULTS) --out $(STUDY_OUT) $(STUDY_FLAGS)
 	$(BIN)/bench study init --task mini/e2e --methods no_share --examples $(INIT_EXAMPLES) --seeds $(INIT_SEEDS) \
 		--results $(STUDY_RESULTS) --out $(STUDY_OUT) $(STUDY_FLAGS)
@@ -61,7 +61,7 @@ leaderboards: $(STAMP)
 # The attention analyses need trained.pt files, which are not committed: `make example-runs` re-creates them.
 studies: $(STAMP)
 	$(BIN)/bench study sample-efficiency --suite $(STUDY_SUITE) --methods $(PREFIX_METHODS) --results $(EXAMPLE_RUNS) --no-run
-	$(BIN)/bench study prefix-length --suite $(STUDY_SUITE) --methods $(PREFIX_METHODS) --lengths $(STUDY_LENGTHS) \
+	$(BIN)/bench study prefix-length --suite $(STUDY_SUITE) --methods $(PREFIX_METHODS) --lengths $(STUDY_LENGTHS) --cost-steps 20 \
 		--results $(EXAMPLE_RUNS) --no-run
 	$(BIN)/bench study init --task mini/e2e --methods no_share --examples $(INIT_EXAMPLES) --seeds $(INIT_SEEDS) \
 		--results $(EXAMPLE_RUNS) --no-run
