@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from bench.errors import BenchError
-from bench.store import TRAINED, RunStore, atomic_write_bytes, checksum_path
+from bench.store import TRAINED, RunStore, atomic_write_bytes, stored_checksum
 
 log = logging.getLogger("bench.analysis")
 
@@ -60,8 +60,7 @@ def _load_trained(run_dir: Path, record: dict[str, Any]) -> dict[str, torch.Tens
     here: a mismatch is an error, and a file from before checksums existed is loaded with a warning."""
     path = run_dir / TRAINED
     data = path.read_bytes()
-    sidecar = checksum_path(path)
-    expected = record.get("files", {}).get(TRAINED) or (sidecar.read_text().strip() if sidecar.is_file() else None)
+    expected = record.get("files", {}).get(TRAINED) or stored_checksum(path)
     if expected is None:
         log.warning("%s has no checksum (stored before checksums were kept); loading it unverified", path)
     elif hashlib.sha256(data).hexdigest() != expected:

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.store import CHECKPOINT, LOCK, RECORD, RunStore, _lock_is_stale
+from bench.store import CHECKPOINT, LOCK, RECORD, RunStore, lock_is_stale
 
 FREE_DISK_WARN_GB = 50.0  # decoded VTAB-1k + FGVC caches take tens of GB
 FREE_DISK_FAIL_GB = 2.0
@@ -120,7 +120,7 @@ def store_check(root: Path) -> Check:
             problems += store.check(folder)
         elif (folder / CHECKPOINT).is_file():
             unfinished += 1
-        if (folder / LOCK).is_file() and _lock_is_stale(folder / LOCK):
+        if (folder / LOCK).is_file() and lock_is_stale(folder / LOCK):
             stale.append(str(folder / LOCK))
     detail = f"{root}: {records} records, {unfinished} unfinished runs with a checkpoint (resumable)"
     if problems:

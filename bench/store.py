@@ -82,13 +82,18 @@ def write_checked(path: Path, data: bytes) -> None:
     atomic_write_bytes(checksum_path(path), (hashlib.sha256(data).hexdigest() + "\n").encode())
 
 
+def stored_checksum(path: Path) -> str | None:
+    """The SHA-256 that write_checked put beside `path`; None when there is none."""
+    sidecar = checksum_path(path)
+    return sidecar.read_text().strip() if sidecar.is_file() else None
+
+
 def read_checked(path: Path) -> bytes | None:
     """The file's bytes when present and matching its checksum; None when absent; CorruptFile otherwise."""
     if not path.is_file():
         return None
     data = path.read_bytes()
-    sidecar = checksum_path(path)
-    expected = sidecar.read_text().strip() if sidecar.is_file() else None
+    expected = stored_checksum(path)
     if expected != hashlib.sha256(data).hexdigest():
         reason = "has no checksum file" if expected is None else "does not match its checksum"
         raise CorruptFile(path, reason)
@@ -195,7 +200,7 @@ class RunStore:
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
-                if _lock_is_stale(path):
+                if lock_is_stale(path):
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
                     continue
@@ -224,7 +229,7 @@ def _host() -> str:
     return os.uname().nodename
 
 
-def _lock_is_stale(path: Path) -> bool:
+def lock_is_stale(path: Path) -> bool:
     try:
         pid_text, _, host = path.read_text().strip().partition(" ")
         pid = int(pid_text)
