@@ -341,11 +341,11 @@ def _list_method_params(args: argparse.Namespace) -> int:
 
 def cmd_perf(args: argparse.Namespace) -> int:
     from bench import registry
-    from bench.perf import measure, report
+    from bench.perf.methods import measure, report
     from bench.train.run import configure_threads, default_device
 
     if args.what == "leaderboard":
-        from bench import perf_leaderboard
+        from bench.perf import leaderboard as perf_leaderboard
 
         if args.runs_per_pair < 6:
             raise BenchError("--runs-per-pair must be at least 6 (5 final seeds and one grid run).")
@@ -355,8 +355,8 @@ def cmd_perf(args: argparse.Namespace) -> int:
                            "seconds": timing.seconds, "total_s": timing.total, "goal_s": perf_leaderboard.GOAL_S})
         return 0
     if args.what == "peft":
-        from bench.perf_peft import compare
-        from bench.perf_peft import report as peft_report
+        from bench.perf.peft import compare
+        from bench.perf.peft import report as peft_report
 
         configure_threads()
         device = default_device(args.device)
@@ -371,7 +371,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
         raise BenchError(f"`bench perf {args.what}` measures vision tasks; '{task.name}' is a language task.",
                          hint="Use `bench perf peft` for the GPT-2 comparison with HF peft.")
     if args.what == "data":
-        from bench import perf_data
+        from bench.perf import data as perf_data
 
         configure_threads()
         device = default_device(args.device)
@@ -394,7 +394,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
     print(report(task, base, costs, args.batch, device, precision))
     precision_ratios: dict[str, float] = {}
     if args.compare_precision:
-        from bench.perf import precision_report
+        from bench.perf.methods import precision_report
 
         other = "fp32" if precision == "bf16" else "bf16"
         _, other_costs = measure(task, classes, args.batch, args.steps, device, other)
@@ -402,7 +402,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
         print(precision_report(fp32, bf16))
         precision_ratios = {b.method: b.seconds / f.seconds for f, b in zip(fp32, bf16, strict=True)}
     if args.project:
-        from bench.perf import project_protocol, projection_report
+        from bench.perf.methods import project_protocol, projection_report
 
         _, suite_tasks = registry.resolve_tasks(args.project, _dirs(args, "tasks_dir"))
         vision = [t for t in suite_tasks if isinstance(t, TaskSpec)]
@@ -474,7 +474,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                    skip_foreign=args.method == "all")
         return 0
 
-    from bench import launch
+    from bench.ops import launch
     from bench.store import RunStore
     from bench.train.protocol import Shard, run_protocol
     from bench.train.run import RunOptions, configure_threads, default_device
@@ -612,7 +612,7 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from bench import doctor
+    from bench.ops import doctor
     from bench.spec import default_cache_dir
 
     checks = doctor.run_checks(_results(args), default_cache_dir(), _dirs(args, "tasks_dir"))
@@ -722,7 +722,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from bench import analysis
+    from bench.studies import attention as analysis
 
     run_dir = _leaderboard_run(args) if args.run is None else _find_run(args)[0]
     if args.examples < 1:
@@ -782,9 +782,10 @@ def _dir_options(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from bench import registry, study
+    from bench import registry
     from bench.data.subsets import parse_fractions
     from bench.store import RunStore
+    from bench.studies import sample_efficiency as study
 
     fractions = parse_fractions(args.fractions)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -817,9 +818,10 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def _study_init(args: argparse.Namespace, methods: list[str]) -> int:
-    from bench import registry, study_init
+    from bench import registry
     from bench.spec import TextTaskSpec
     from bench.store import RunStore
+    from bench.studies import init as study_init
 
     if len(methods) != 1:
         raise BenchError("`bench study init` takes one method (--methods no_share).")
@@ -850,8 +852,9 @@ def _study_init(args: argparse.Namespace, methods: list[str]) -> int:
 
 
 def _study_prefix_length(args: argparse.Namespace, methods: list[str]) -> int:
-    from bench import registry, study_length
+    from bench import registry
     from bench.store import RunStore
+    from bench.studies import prefix_length as study_length
     from bench.train.run import configure_threads, default_device
 
     lengths = sorted(set(args.lengths))

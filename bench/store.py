@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench import faults
 from bench.errors import BenchError
+from bench.ops import faults
 
 SCHEMA_VERSION = 1
 RECORD = "run.json"

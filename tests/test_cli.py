@@ -127,7 +127,7 @@ def test_perf_methods_prints_ratios(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_protocol_projection_counts_the_images_of_the_whole_vtab_protocol() -> None:
     from bench import registry
-    from bench.perf import project_protocol
+    from bench.perf.methods import project_protocol
 
     _, tasks = registry.resolve_tasks("vtab")
     projection = project_protocol(tasks, registry.get_method("deep_share"), train_per_s=1000.0, eval_per_s=4000.0)

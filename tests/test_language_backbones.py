@@ -177,7 +177,7 @@ def test_deep_copy_keeps_hooks_on_the_copy() -> None:
 def test_deep_share_matches_hf_peft_prefix_tuning() -> None:
     """Same GPT-2, batch and prefix: the first training step's loss and the trainable count equal peft's."""
     pytest.importorskip("peft")
-    from bench.perf_peft import compare
+    from bench.perf.peft import compare
 
     result = compare(batch=2, length=12, steps=1, warmup=0, positions=5, mlp_hidden=32,
                      config_kwargs={"n_embd": 64, "n_layer": 2, "n_head": 4, "vocab_size": 100, "n_positions": 64})

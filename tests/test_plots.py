@@ -7,7 +7,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-from bench import plots
+from bench.leaderboard import plots
 
 POINTS = [("linear", 0.0, 51.4), ("vpt", 0.17, 45.9), ("no_share", 1.39, 50.1), ("lora", 5.5, 46.5),
           ("adapter", 22.6, 54.1), ("full_ft", 100.0, 52.6), ("twin", 22.6, 54.1)]

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench import faults
 from bench.data.splits import ListedSplit, decode_image, read_split
+from bench.ops import faults
 from bench.spec import DataSpec, ImageSpec, default_cache_dir
 from bench.store import atomic_writer
 

@@ -41,7 +41,7 @@ def build(store: RunStore, name: str, tasks: list[str] | None, methods: list[str
 
 def draw_plots(board: Board) -> dict[str, str]:
     """Pareto front (mean vs trainable %), group (or task) bars, and the CD diagram when Friedman ran."""
-    import bench.plots as plots
+    import bench.leaderboard.plots as plots
 
     runs = [r for r in board.rows if r.block == "runs"]
     out = {}

@@ -27,13 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench import faults
 from bench.backbones import Backbone, build_backbone
 from bench.data.subsets import SUBSET_FILE, nested_subset, take
 from bench.data.tensor_store import DecodedSplit, concat_splits, load_split
 from bench.data.transforms import FeatureBatches, ImageBatches
 from bench.errors import BenchError
 from bench.method import Method
+from bench.ops import faults
 from bench.spec import AnyTaskSpec, TaskSpec, TextTaskSpec
 from bench.store import (
     CHECKPOINT,

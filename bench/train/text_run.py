@@ -24,10 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench import faults
 from bench.backbones.language import LanguageBackbone, build_language_backbone
 from bench.data.text import TextItem, TextSplit, read_text_split
 from bench.method import Method
+from bench.ops import faults
 from bench.spec import TextTaskSpec
 from bench.store import CHECKPOINT, OUTPUTS, TRAINED, atomic_write_bytes
 from bench.train.language_model import LanguagePeftModel

@@ -16,7 +16,7 @@ from typing import Any
 
 import submitit
 
-log = logging.getLogger("bench.slurm")
+log = logging.getLogger("bench.ops.slurm")
 
 
 @dataclass(frozen=True)

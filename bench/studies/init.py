@@ -20,7 +20,7 @@ from bench.leaderboard.collect import collect
 from bench.leaderboard.examples import Examples
 from bench.leaderboard.significance import bootstrap_against, paired_examples
 from bench.store import RunStore
-from bench.study_report import write_report
+from bench.studies.report import write_report
 
 RANDOM = "random"
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TypeVar
 
-log = logging.getLogger("bench.launch")
+log = logging.getLogger("bench.ops.launch")
 Pair = TypeVar("Pair")
 
 

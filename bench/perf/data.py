@@ -57,7 +57,7 @@ def measure(task: TaskSpec, method_cls: type[Method], batch: int, images: int, d
     from bench.data.splits import decode_image
     from bench.data.tensor_store import load_split
     from bench.data.transforms import ImageBatches
-    from bench.perf import measure as measure_steps
+    from bench.perf.methods import measure as measure_steps
 
     with tempfile.TemporaryDirectory(prefix="bench-perf-data-") as folder:
         root = Path(folder)

@@ -31,7 +31,7 @@ def seed_curve_point(cells: Sequence[Cell]) -> tuple[float, float]:
 def write_report(out_dir: Path, stem: str, markdown: Callable[[str | None], str], payload: dict[str, Any],
                  x: Sequence[float], curves: dict[str, Curve], xlabel: str, ylabel: str) -> list[Path]:
     """The plot of the complete curves (mean ± std band), the Markdown that links it, and the JSON payload."""
-    from bench import plots
+    from bench.leaderboard import plots
 
     series = {}
     for label, (means, stds) in curves.items():

@@ -21,7 +21,7 @@ from bench.leaderboard.collect import Cell, collect
 from bench.leaderboard.examples import Examples
 from bench.leaderboard.significance import bootstrap_against, paired_examples
 from bench.store import RunStore
-from bench.study_report import over_tasks, seed_curve_point, write_report
+from bench.studies.report import over_tasks, seed_curve_point, write_report
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from bench.leaderboard.collect import collect
 from bench.method import Method
 from bench.spec import TaskSpec
 from bench.store import RunStore
-from bench.study_report import over_tasks, seed_curve_point, write_report
+from bench.studies.report import over_tasks, seed_curve_point, write_report
 
 SHARE_TYPES: list[tuple[str, str, dict[str, Any]]] = [
     ("None (no_share)", "no_share", {}),
@@ -84,7 +84,7 @@ def build(store: RunStore, suite: str, tasks: list[str], methods: list[str], len
 def measure_cost(report: PrefixLengthReport, task: TaskSpec, methods: dict[str, type[Method]], batch: int,
                  steps: int, device: torch.device, precision: str) -> None:
     """Step time, memory and parameters of every share type at every length, in one process."""
-    from bench.perf import measure
+    from bench.perf.methods import measure
 
     variants = [(f"{label} @ {length}", methods[name], {**hparams, "num_tokens": length})
                 for length in report.lengths for label, name, hparams in SHARE_TYPES]

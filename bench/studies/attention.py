@@ -25,7 +25,7 @@ import torch
 from bench.errors import BenchError
 from bench.store import TRAINED, RunStore, atomic_write_bytes, stored_checksum
 
-log = logging.getLogger("bench.analysis")
+log = logging.getLogger("bench.studies.attention")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Operations around runs: environment checks (doctor), launchers (local workers, Slurm) and fault points."""
