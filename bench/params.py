@@ -37,7 +37,7 @@ def count_parameters(task: AnyTaskSpec, method_cls: type[Method], hparams: Mappi
         backbone = build_vit(spec)
         method = method_cls(method_cls.parse_hparams(dict(hparams or {})))
         model = PeftModel(backbone, method, task.data.num_classes)
-    head = sum(p.numel() for p in model.head.parameters())
+    head = model.head_parameter_count
     return ParamCount(method_cls.name, model.method_trainable, model.method_stored, head, model.backbone_params)
 
 
@@ -48,7 +48,7 @@ def _count_language(task: TextTaskSpec, method_cls: type[Method], hparams: Mappi
 
     from bench.backbones.language import BartBackbone, GPT2Backbone, resolve_model_path
     from bench.errors import BenchError
-    from bench.train.language_model import LanguagePeftModel
+    from bench.train.model import PeftModel as LanguagePeftModel
 
     spec = task.backbone
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -141,6 +141,7 @@ class ProtocolSpec(StrictModel):
 class TaskSpec(StrictModel):
     """One benchmark task: data + backbone + protocol + metric."""
 
+    modality: ClassVar[str] = "vision"  # which bench.train modality runs it
     name: str
     description: str = ""
     group: str | None = None
@@ -149,6 +150,10 @@ class TaskSpec(StrictModel):
     data: DataSpec
     backbone: BackboneSpec = BackboneSpec()
     protocol: ProtocolSpec = ProtocolSpec()
+
+    @property
+    def output_description(self) -> str:
+        return f"{self.data.num_classes} classes"
 
     @model_validator(mode="after")
     def _stage_splits_exist(self) -> TaskSpec:
@@ -275,6 +280,7 @@ class TextProtocolSpec(StrictModel):
 class TextTaskSpec(StrictModel):
     """A generation task: text data + a transformers backbone + the language protocol + a metric suite."""
 
+    modality: ClassVar[str] = "language"
     name: str
     description: str = ""
     group: str | None = None
@@ -283,6 +289,10 @@ class TextTaskSpec(StrictModel):
     data: TextDataSpec
     backbone: LanguageBackboneSpec
     protocol: TextProtocolSpec = TextProtocolSpec()
+
+    @property
+    def output_description(self) -> str:
+        return f"{self.metric} metrics (the language model's own head)"
 
     @model_validator(mode="after")
     def _splits_exist(self) -> TextTaskSpec:
@@ -309,6 +319,16 @@ def expand_path(text: str) -> str:
     for key, value in env.items():
         text = text.replace("${" + key + "}", value)
     return os.path.expanduser(text)
+
+
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+
+
+def resolve_asset(text: str) -> Path:
+    """'bench:<name>' is a file or folder shipped in bench/assets; anything else a path (~ and ${VARS} expanded)."""
+    if text.startswith("bench:"):
+        return ASSETS_DIR / text.removeprefix("bench:")
+    return Path(expand_path(text))
 
 
 def default_cache_dir() -> Path:
@@ -416,16 +436,24 @@ def _model_of(annotation: Any) -> Any:
     return None
 
 
+def task_class(data: dict[str, Any]) -> type[TaskSpec] | type[TextTaskSpec]:
+    """A generation task when `data.source` names a text reader, else a vision task."""
+    source = data.get("data", {}).get("source") if isinstance(data.get("data"), dict) else None
+    return TextTaskSpec if source in TEXT_SOURCES else TaskSpec
+
+
 def load_task(path: Path, name: str) -> AnyTaskSpec:
     """A vision task, or a generation task when `data.source` names a text reader."""
     data = read_yaml(path)
     data.setdefault("name", name)
-    source = data.get("data", {}).get("source") if isinstance(data.get("data"), dict) else None
-    if source in TEXT_SOURCES:
-        text_spec: TextTaskSpec = validate(TextTaskSpec, data, path)
-        return text_spec
-    spec: TaskSpec = validate(TaskSpec, data, path)
+    spec: AnyTaskSpec = validate(task_class(data), data, path)
     return spec
+
+
+def task_from_record(spec: dict[str, Any]) -> AnyTaskSpec:
+    """The resolved task spec stored in a run record (ValueError when it no longer validates)."""
+    resolved: AnyTaskSpec = task_class(spec).model_validate(spec)
+    return resolved
 
 
 def load_suite(path: Path, name: str) -> SuiteSpec:

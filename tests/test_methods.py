@@ -177,8 +177,8 @@ def test_bitfit_trains_only_biases() -> None:
 @pytest.mark.parametrize("name", ALL)
 def test_every_method_runs_the_protocol(name: str, tiny_tasks_dir: Path, tmp_path: Path) -> None:
     from bench.store import RunStore
+    from bench.train.config import RunOptions
     from bench.train.protocol import run_protocol
-    from bench.train.run import RunOptions
 
     task = registry.load_task_by_name("tiny/colors", (tiny_tasks_dir,))
     method_cls = registry.get_method(name)

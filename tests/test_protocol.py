@@ -12,8 +12,8 @@ import pytest
 from bench import registry
 from bench.errors import BenchError
 from bench.store import RunStore
+from bench.train.config import RunOptions
 from bench.train.protocol import grid_points, method_settings, run_protocol, select_on_val
-from bench.train.run import RunOptions
 
 
 def tiny_task(tasks_dir: Path) -> Any:
@@ -84,16 +84,16 @@ def test_full_protocol_on_tiny_task(tiny_tasks_dir: Path, tmp_path: Path) -> Non
 
 def test_test_split_is_evaluated_once_per_final_run_and_never_by_the_grid(
         tiny_tasks_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bench.train.run as run_module
+    import bench.train.vision as vision_module
 
     calls: list[int] = []
-    original = run_module._evaluate
+    original = vision_module.evaluate
 
     def counting(model: Any, batches: Any, *args: Any) -> Any:
         calls.append(len(batches))
         return original(model, batches, *args)
 
-    monkeypatch.setattr(run_module, "_evaluate", counting)
+    monkeypatch.setattr(vision_module, "evaluate", counting)
     task = tiny_task(tiny_tasks_dir)  # 3 epochs, eval_every 1; val has 12 images, test 20
     assert task.protocol.eval_every == 1 and task.protocol.epochs == 3
     run_protocol(task, registry.get_method("linear"), RunStore(tmp_path / "runs"), RunOptions())
@@ -143,7 +143,7 @@ def test_a_non_finite_loss_stops_the_run_at_that_step(tiny_tasks_dir: Path, tmp_
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import torch.nn.functional as F
 
-    import bench.train.run as run_module
+    import bench.train.vision as vision_module
 
     losses: list[float] = []
     original = F.cross_entropy
@@ -153,7 +153,7 @@ def test_a_non_finite_loss_stops_the_run_at_that_step(tiny_tasks_dir: Path, tmp_
         losses.append(float(loss.detach()))
         return loss
 
-    monkeypatch.setattr(run_module.F, "cross_entropy", recording)
+    monkeypatch.setattr(vision_module.F, "cross_entropy", recording)
     task = tiny_task(tiny_tasks_dir)  # 36 train+val images, batch 8: 5 steps per epoch, 3 epochs
     result = run_protocol(task, registry.get_method("full_ft"), RunStore(tmp_path / "runs"), RunOptions(),
                           stages=("final",), seeds=[42], overrides={"weight_decay": 0.0, "base_lr": 1e9})
@@ -185,19 +185,20 @@ def test_final_stage_alone_needs_a_finished_grid(tiny_tasks_dir: Path, tmp_path:
 
 def test_linear_probing_trains_on_cached_features_with_the_same_results(
         tiny_tasks_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bench.train.run as run_module
+    from bench.train.modality import modality_for
 
+    task = tiny_task(tiny_tasks_dir)
+    vision = modality_for(task)
     forwards: list[int] = []
-    original = run_module.CACHES.backbone
+    original = vision.pristine_backbone
 
     def counted(task: Any) -> Any:
         backbone = original(task)
         backbone.register_forward_hook(lambda module, args, output: forwards.append(len(args[0])))
         return backbone
 
-    monkeypatch.setattr(run_module.CACHES, "backbone", counted)
-    run_module.CACHES.feature_sets.clear()
-    task = tiny_task(tiny_tasks_dir)
+    monkeypatch.setattr(vision, "pristine_backbone", counted)
+    monkeypatch.setattr(vision, "feature_sets", {})
     linear = registry.get_method("linear")
     cached = run_protocol(task, linear, RunStore(tmp_path / "cached"), RunOptions())
     # train (24) and val (12) once for the grid, train+val (36) and test (20) once for the final seeds

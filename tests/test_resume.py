@@ -66,8 +66,8 @@ def test_kill_9_then_resume_gives_the_uninterrupted_record(tiny_tasks_dir: Path,
 
 def test_crash_while_writing_the_record_leaves_no_record(tiny_tasks_dir: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.train.config import RunOptions
     from bench.train.protocol import run_protocol
-    from bench.train.run import RunOptions
 
     task = registry.load_task_by_name("tiny/colors", (tiny_tasks_dir,))
     store = RunStore(tmp_path / "runs")
@@ -88,8 +88,9 @@ def test_crash_while_writing_the_record_leaves_no_record(tiny_tasks_dir: Path, t
 
 
 def test_a_live_lock_makes_the_run_wait_for_its_owner(tiny_tasks_dir: Path, tmp_path: Path) -> None:
+    from bench.train.config import RunOptions
+    from bench.train.loop import key_of
     from bench.train.protocol import make_config, method_settings, run_protocol
-    from bench.train.run import RunOptions, key_of
 
     task = registry.load_task_by_name("tiny/colors", (tiny_tasks_dir,))
     store = RunStore(tmp_path / "runs")

@@ -15,7 +15,9 @@ SCANNED = [p for folder in ("bench", "methods", "scripts") for p in sorted((ROOT
 FORBIDDEN_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "marshal", "shelve", "joblib"}
 # The only places that import modules by name: method plug-ins from the folders / entry points the user named,
 # and data.prepare functions (restricted to the bench package); the Java check only looks for a module.
-DYNAMIC_IMPORTS = {"bench/registry.py", "bench/data/splits.py", "bench/metrics/java.py"}
+# Modules that import by name: plug-ins from named paths, `data.prepare` (bench.* only), and the fixed table of
+# modality implementations (bench.train.modality.MODALITIES, never user input).
+DYNAMIC_IMPORTS = {"bench/registry.py", "bench/data/splits.py", "bench/metrics/java.py", "bench/train/modality.py"}
 
 
 def _keyword(call: ast.Call, name: str) -> ast.expr | None:
@@ -92,7 +94,7 @@ def test_torch_files_are_loaded_weights_only(tmp_path: Path) -> None:
     import torch
 
     from bench.store import write_checked
-    from bench.train.run import load_torch
+    from bench.train.checkpoint import load_torch
 
     buffer = io.BytesIO()
     torch.save({"object": Payload()}, buffer)

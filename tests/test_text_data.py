@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from bench.data.fetch import check_task
 from bench.data.text import linearise_e2e_mr, read_text_split
 from bench.errors import BenchError
 from bench.spec import TextDataSpec, TextTaskSpec
+from bench.train.modality import data_status as check_task
 
 
 def _data(root: Path, source: str, splits: dict[str, str], **extra: Any) -> TextDataSpec:
@@ -104,7 +104,7 @@ def test_webnlg_json_linearisation_categories_and_good_lexicalisations(tmp_path:
 
 
 def test_webnlg_scoring_splits_seen_and_unseen(tmp_path: Path) -> None:
-    from bench.train.text_run import score_split
+    from bench.train.text import score_split
 
     entries = [{"1": _webnlg_entry("Airport", [("A", "p", "B")], [("the airport a serves b", "good")])},
                {"2": _webnlg_entry("Athlete", [("C", "q", "D")], [("the athlete c plays for d", "good")])}]

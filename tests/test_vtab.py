@@ -127,7 +127,7 @@ def test_status_finds_broken_lists(damage: str, state: str, message: str, tmp_pa
         lines[7] = "images/train/nowhere.jpg 1"
     (folder / "val200.txt").write_text("\n".join(lines) + "\n")
     monkeypatch.setenv("BENCH_DATA", str(tmp_path))
-    from bench.data.fetch import check_task
+    from bench.train.modality import data_status as check_task
 
     status = check_task(registry.load_task_by_name("vtab/kitti_dist"))
     assert status.state == state and message in status.detail

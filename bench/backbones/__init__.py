@@ -1,15 +1,18 @@
 """Backbones behind one small interface, so that a method never knows which network it runs on."""
 
+from typing import Any
+
 from bench.backbones.base import Backbone, PrefixKV, PrefixProvider, QKVDelta, TokenHook
-from bench.spec import BackboneSpec
 
 __all__ = ["Backbone", "PrefixKV", "PrefixProvider", "QKVDelta", "TokenHook", "build_backbone"]
 
 
-def build_backbone(spec: BackboneSpec) -> Backbone:
-    """Build the backbone a task spec names (the ViT adapter imports timm lazily)."""
-    from bench.backbones.vit import build_vit
-
+def build_backbone(spec: Any) -> Backbone:
+    """Build the backbone a task spec names (timm and transformers are imported lazily)."""
     if spec.kind == "vit":
+        from bench.backbones.vit import build_vit
+
         return build_vit(spec)
-    raise ValueError(f"unknown backbone kind {spec.kind!r}")
+    from bench.backbones.language import build_language_backbone
+
+    return build_language_backbone(spec)

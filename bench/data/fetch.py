@@ -11,11 +11,11 @@ import json
 import os
 import shutil
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
+from bench.data.status import DataStatus
 from bench.errors import BenchError
-from bench.spec import AnyTaskSpec, TextTaskSpec, expand_path
+from bench.spec import TaskSpec, expand_path
 
 VTAB_REPO = "XiN0919/VTAB-1k"  # the NOAH-format archive published by V-PETL Bench (reference/datasets.md §2.1)
 VTAB_FILE = "vtab-1k.zip"
@@ -23,22 +23,9 @@ VTAB_REVISION = "main"  # the commit actually downloaded is recorded in <dest>/.
 MANIFEST = ".bench-fetch.json"
 
 
-@dataclass(frozen=True)
-class DataStatus:
-    task: str
-    state: str  # ready | on demand | missing | incomplete | corrupt
-    detail: str
-    fix: str
-
-
-def check_task(task: AnyTaskSpec) -> DataStatus:
-    """Is the task's data usable? Reads every split file and stats every listed image."""
+def check_image_task(task: TaskSpec) -> DataStatus:
+    """Is an image task's data usable? Reads every split file and stats every listed image."""
     from bench.data.splits import read_split, split_file
-
-    if isinstance(task, TextTaskSpec):
-        from bench.data.text import check_text_task
-
-        return check_text_task(task)
 
     data = task.data
     hint = data.hint()

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import BenchError
-from bench.spec import DataSpec, ImageSpec
+from bench.spec import DataSpec, ImageSpec, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -228,3 +228,13 @@ def decode_image(path: Path, images: ImageSpec) -> np.ndarray:
     if size != (width, height):
         image = image.resize(size, resample)
     return np.array(image, dtype=np.uint8)  # a writable copy
+
+
+def count_examples(task: TaskSpec, split: str) -> int | None:
+    """Examples in a vision split, or None when the data is not there yet (then the spec's expected size)."""
+    path = split_file(task.data, split)
+    if not path.is_file():
+        return task.data.expected_sizes.get(split)
+    if task.data.source == "vpt_json":
+        return len(_load_json(path))
+    return sum(1 for line in path.read_text().splitlines() if line.strip())

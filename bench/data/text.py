@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.data.status import DataStatus
 from bench.errors import BenchError
 from bench.spec import TextDataSpec, TextTaskSpec
 
@@ -83,10 +84,8 @@ def read_text_split(data: TextDataSpec, split: str, task_name: str) -> TextSplit
     return _CACHE[key]
 
 
-def check_text_task(task: TextTaskSpec) -> Any:
+def check_text_task(task: TextTaskSpec) -> DataStatus:
     """`bench data status` for a language task: ready / on demand / missing / corrupt."""
-    from bench.data.fetch import DataStatus
-
     data = task.data
     root = data.resolved_root()
     if data.prepare and not root.is_dir():

@@ -144,13 +144,11 @@ def _protocol_grid(record: dict[str, Any]) -> dict[str, list[Any]] | None:
     """The search grid the task's protocol gives this method (None when the method or spec cannot be loaded)."""
     from bench import registry
     from bench.errors import BenchError
-    from bench.spec import TaskSpec, TextTaskSpec
+    from bench.spec import task_from_record
     from bench.train.protocol import method_settings
 
-    spec = record.get("task_spec", {})
     try:
-        text = spec.get("backbone", {}).get("kind") in ("gpt2", "bart")
-        task = (TextTaskSpec if text else TaskSpec).model_validate(spec)
+        task = task_from_record(record.get("task_spec", {}))
         return method_settings(task, registry.get_method(record["run"]["method"])).grid
     except (BenchError, ValueError, KeyError):
         return None

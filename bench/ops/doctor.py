@@ -89,8 +89,8 @@ def disk_check(cache: Path) -> Check:
 
 def data_check(tasks_dirs: tuple[Path, ...]) -> Check:
     from bench import registry
-    from bench.data.fetch import check_task
     from bench.errors import BenchError
+    from bench.train.modality import data_status
 
     files = registry.spec_files(tasks_dirs)
     states: dict[str, list[str]] = {}
@@ -98,7 +98,7 @@ def data_check(tasks_dirs: tuple[Path, ...]) -> Check:
         if spec_file.is_suite:
             continue
         try:
-            state = check_task(registry.load_task(spec_file.path, name)).state
+            state = data_status(registry.load_task(spec_file.path, name)).state
         except BenchError as exc:
             return Check("data", "FAIL", f"task {name}: {exc}", "Fix the task file (see `bench validate`).")
         states.setdefault(state, []).append(name)

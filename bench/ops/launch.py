@@ -1,5 +1,5 @@
-"""Local launcher: `bench run --workers N` starts N worker processes (one per GPU when there are GPUs) that share
-one plan through the run store.
+"""Local launcher: `bench run --workers N` starts N worker processes (bench.ops.worker; one per GPU when there are
+GPUs) that share one plan through the run store.
 
 There is no central queue to lose: every worker walks the whole plan (each from a different starting pair)
 and runs whatever is neither recorded nor locked; the per-run lock file makes sure no run is executed or written
@@ -17,7 +17,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from bench.request import RunRequest
 
 log = logging.getLogger("bench.ops.launch")
 Pair = TypeVar("Pair")
@@ -63,11 +66,14 @@ def work_until_done(pairs: Sequence[Pair], run_pair: Callable[[Pair], bool], off
             time.sleep(poll_s)
 
 
-def spawn_workers(argv: Sequence[str], count: int, gpus: int) -> int:
-    """Run `bench <argv> --worker i/count` in `count` processes; with GPUs, worker i sees only GPU i % gpus.
-    Their output is prefixed with the worker number. Returns the worst exit code."""
+def spawn_workers(request: RunRequest, count: int) -> int:
+    """Run `count` worker processes (`python -m bench.ops.worker`) on the request; with GPUs, worker i sees only
+    GPU i % gpus. Their output is prefixed with the worker number. Returns the worst exit code."""
+    import torch
+
     import bench
 
+    gpus = torch.cuda.device_count()
     source_root = str(Path(bench.__file__).resolve().parents[1])
     cores = os.cpu_count() or 1
     processes = []
@@ -78,7 +84,7 @@ def spawn_workers(argv: Sequence[str], count: int, gpus: int) -> int:
             env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
         else:
             env.setdefault("OMP_NUM_THREADS", str(max(1, cores // count)))
-        command = [sys.executable, "-m", "bench.cli", *argv, "--worker", f"{index}/{count}"]
+        command = [sys.executable, "-m", "bench.ops.worker", request.to_json(), f"{index}/{count}"]
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         processes.append(process)
     relays = [threading.Thread(target=_relay, args=(p.stdout, f"[worker {i}] "), daemon=True)

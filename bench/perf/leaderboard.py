@@ -31,7 +31,7 @@ class Timing:
 
 
 def write_synthetic_store(root: Path, tasks: int, methods: int, grid: int, seeds: int, items: int) -> int:
-    """Records shaped like bench.train.run's (history of 100 epochs, a task spec, environment)."""
+    """Records shaped like bench.train.loop's (history of 100 epochs, a task spec, environment)."""
     rng = np.random.default_rng(0)
     history = [{"epoch": e, "loss": 1.0 / (e + 1), "lr": 0.1} for e in range(100)]
     count = 0

@@ -138,7 +138,7 @@ def project_protocol(tasks: list[TaskSpec], method_cls: type[Method], train_per_
     """Count the images the protocol trains and evaluates on (from the specs: grid size, epochs, splits, seeds;
     eval_every for val; test once per final run) and divide by the measured rates. Splits whose size is unknown
     until the data is there are listed and left out."""
-    from bench.plan import count_examples
+    from bench.data.splits import count_examples
     from bench.train.protocol import grid_points, method_settings
 
     train = evaluated = 0

@@ -46,7 +46,7 @@ def build_pair(config_kwargs: dict[str, Any], positions: int, mlp_hidden: int, d
 
     from bench import registry
     from bench.backbones.language import GPT2Backbone
-    from bench.train.language_model import LanguagePeftModel
+    from bench.train.model import PeftModel as LanguagePeftModel
 
     torch.manual_seed(0)
     config = GPT2Config(**config_kwargs)

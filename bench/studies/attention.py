@@ -40,7 +40,7 @@ class AttentionReport:
 
 def analyze(run_dir: Path, examples: int = 16) -> AttentionReport:
     """The attention report of one stored final run (vision or language)."""
-    from bench.spec import TaskSpec, TextTaskSpec
+    from bench.spec import task_from_record
 
     record = RunStore(run_dir.parent).load(run_dir)
     if record is None:
@@ -50,9 +50,8 @@ def analyze(run_dir: Path, examples: int = 16) -> AttentionReport:
                          hint="Attention analysis needs a completed final run of a PEFT method (runs made before "
                               "this feature, and full fine-tuning, do not keep their weights); re-run it.")
     trained = _load_trained(run_dir, record)
-    if "backbone" in record["task_spec"] and record["task_spec"]["backbone"].get("kind") in ("gpt2", "bart"):
-        return _analyze_text(record, TextTaskSpec.model_validate(record["task_spec"]), trained, examples)
-    return _analyze_vision(record, TaskSpec.model_validate(record["task_spec"]), trained, examples)
+    task = task_from_record(record["task_spec"])
+    return ANALYSES[task.modality](record, task, trained, examples)
 
 
 def _load_trained(run_dir: Path, record: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -81,14 +80,16 @@ def _analyze_vision(record: dict[str, Any], task: Any, trained: dict[str, torch.
                     images: int) -> AttentionReport:
     from bench.backbones.vit import PrefixAttention
     from bench.data.transforms import ImageBatches
+    from bench.train.config import RunOptions
+    from bench.train.modality import modality_for
     from bench.train.model import PeftModel
-    from bench.train.run import CACHES, RunOptions
 
     run = record["run"]
-    model = PeftModel(CACHES.backbone(task), _method(run), task.data.num_classes)
+    vision: Any = modality_for(task)
+    model = PeftModel(vision.pristine_backbone(task), _method(run), task.data.num_classes)
     model.load_state_dict(trained, strict=False)
     model.eval()
-    split = CACHES.split(task, run["eval_split"], RunOptions())
+    split = vision.split(task, run["eval_split"], RunOptions())
     _, batch, _ = next(ImageBatches(split, task.data.images, torch.device("cpu")).in_order(images))
     layers = [m for m in model.backbone.modules() if isinstance(m, PrefixAttention)]
     for layer in layers:
@@ -125,12 +126,13 @@ STACK_NAMES = {"gpt2": ["layer"], "bart": ["encoder self", "decoder self", "deco
 def _analyze_text(record: dict[str, Any], task: Any, trained: dict[str, torch.Tensor],
                   items: int) -> AttentionReport:
     from bench.data.text import read_text_split
-    from bench.train.language_model import LanguagePeftModel
-    from bench.train.text_run import TextBatcher, build_backbone_for
+    from bench.train.modality import modality_for
+    from bench.train.model import PeftModel
+    from bench.train.text import TextBatcher
 
     run = record["run"]
-    backbone = build_backbone_for(task, {})
-    model = LanguagePeftModel(backbone, _method(run))
+    backbone = modality_for(task).pristine_backbone(task)
+    model = PeftModel(backbone, _method(run))
     model.load_state_dict(trained, strict=False)
     model.eval()
     split = read_text_split(task.data, run["eval_split"], task.name)
@@ -160,6 +162,10 @@ def _analyze_text(record: dict[str, Any], task: Any, trained: dict[str, torch.Te
     return AttentionReport(run=run, layer_names=names, prefix_positions=positions,
                            prefix_share=(sums / max(1, len(examples))).float().numpy(), cls_maps=None,
                            examples=len(examples))
+
+
+# One analysis per modality (the attention modules and the inputs differ).
+ANALYSES = {"vision": _analyze_vision, "language": _analyze_text}
 
 
 def write(report: AttentionReport, out_dir: Path) -> list[Path]:

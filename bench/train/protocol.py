@@ -16,44 +16,41 @@ from typing import Any
 
 from bench.errors import BenchError
 from bench.method import GridValue, Method
-from bench.spec import AnyTaskSpec, TextTaskSpec
+from bench.spec import AnyTaskSpec
 from bench.store import RunStore
-from bench.train.run import FRESH, OPTIM_KEYS, RunConfig, RunOptions, execute_run
+from bench.train.config import OPTIM_KEYS, MethodSettings, RunConfig, RunOptions
+from bench.train.loop import FRESH, execute_run
+from bench.train.modality import modality_for
 
 log = logging.getLogger("bench.protocol")
 STAGES = ("grid", "final")
 
 
-@dataclass(frozen=True)
-class MethodSettings:
-    """A method's protocol on one task: per-task override > method default > task protocol."""
-
-    optimizer: str
-    grid: dict[str, list[GridValue]]
-    epochs: int
-    warmup_epochs: int
-    batch_size: int
-    fixed: dict[str, GridValue]
-
-
 def method_settings(task: AnyTaskSpec, method_cls: type[Method], overrides: dict[str, GridValue] | None = None
                     ) -> MethodSettings:
+    """The same rule for every modality: a task's per-method override, else the method's own default (its grid,
+    optimizer, warm-up), else the task protocol's."""
     protocol = task.protocol
     per_task = protocol.methods.get(method_cls.name)
-    # A method's own optimizer / grid / warm-up defaults are those of the vision protocol (VPT's configs);
-    # language tasks take theirs from the task spec (the paper's README commands).
-    text = isinstance(task, TextTaskSpec)
 
     def pick(attr: str, method_value: Any, protocol_value: Any) -> Any:
         task_value = getattr(per_task, attr) if per_task is not None else None
         if task_value is not None:
             return task_value
-        return method_value if method_value is not None and not text else protocol_value
+        return method_value if method_value is not None else protocol_value
 
     grid = dict(pick("grid", method_cls.grid, protocol.grid))
+    if per_task is not None and per_task.grid is not None:
+        source = f"task protocol.methods.{method_cls.name}.grid"
+    elif method_cls.grid is not None:
+        source = f"method {method_cls.name}'s own grid"
+    else:
+        source = "task protocol.grid"
     fixed = {**(per_task.hparams if per_task is not None else {}), **(overrides or {})}
     for name, value in fixed.items():
         grid[name] = [value]
+    if overrides:
+        source += " with " + ", ".join(f"{k}={v}" for k, v in overrides.items()) + " fixed by --set"
     for name in grid:
         if name not in OPTIM_KEYS and name not in method_cls.HParams.model_fields:
             allowed = ", ".join([*OPTIM_KEYS, *sorted(method_cls.HParams.model_fields)])
@@ -73,6 +70,7 @@ def method_settings(task: AnyTaskSpec, method_cls: type[Method], overrides: dict
         warmup_epochs=pick("warmup_epochs", method_cls.warmup_epochs, getattr(protocol, "warmup_epochs", 0)),
         batch_size=pick("batch_size", None, protocol.batch_size),
         fixed=fixed,
+        grid_source=source,
     )
 
 
@@ -87,31 +85,10 @@ def make_config(task: AnyTaskSpec, method_cls: type[Method], settings: MethodSet
     hparams = {k: v for k, v in point.items() if k not in OPTIM_KEYS}
     full_hparams = method_cls.parse_hparams(hparams).model_dump(mode="json")
     stage_spec = task.protocol.grid_stage if stage == "grid" else task.protocol.final_stage
-    if isinstance(task, TextTaskSpec):
-        protocol = task.protocol
-        text_optim = {"optimizer": "adamw", "base_lr": float(point["base_lr"]),
-                      "weight_decay": float(point["weight_decay"]), "epochs": settings.epochs,
-                      "warmup_steps": protocol.warmup_steps, "batch_size": settings.batch_size,
-                      "adam_eps": protocol.adam_eps, "grad_clip": protocol.grad_clip, "loss": protocol.loss,
-                      "select_checkpoint": protocol.select_checkpoint}
-        return RunConfig(task, method_cls.name, full_hparams, text_optim, stage, seed, tuple(stage_spec.train),
-                         stage_spec.eval, train_examples=train_examples)
-    warmup = settings.warmup_epochs
-    if warmup >= settings.epochs:
-        raise BenchError(f"warm-up ({warmup} epochs) must be shorter than training ({settings.epochs} epochs) "
-                         f"for method '{method_cls.name}'.", field="protocol.epochs")
-    optim = {
-        "optimizer": settings.optimizer,
-        "base_lr": float(point["base_lr"]),
-        "weight_decay": float(point["weight_decay"]),
-        "momentum": task.protocol.momentum,
-        "epochs": settings.epochs,
-        "warmup_epochs": warmup,
-        "batch_size": settings.batch_size,
-        "lr_scale_batch": task.protocol.lr_scale_batch,
-    }
+    optim = modality_for(task).optim_settings(task, method_cls.name, settings, point)
     return RunConfig(task, method_cls.name, full_hparams, optim, stage, seed, tuple(stage_spec.train), stage_spec.eval,
-                     grid_prune, data_fraction if data_fraction is not None and data_fraction < 1.0 else None)
+                     grid_prune, data_fraction if data_fraction is not None and data_fraction < 1.0 else None,
+                     train_examples)
 
 
 def point_of(record: dict[str, Any]) -> dict[str, GridValue]:
@@ -199,23 +176,17 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
     points = grid_points(settings)
     selection: dict[str, Any] | None = None
     complete = True
-    if data_fraction is not None and data_fraction < 1.0 and isinstance(task, TextTaskSpec):
-        raise BenchError(f"--data-fraction works on vision tasks only so far; '{task.name}' is a language task.",
-                         hint="Use --train-examples N for language tasks.")
-    if train_examples is not None and not isinstance(task, TextTaskSpec):
-        raise BenchError(f"--train-examples is for language tasks; '{task.name}' is a vision task.",
-                         hint="Use --data-fraction (class-balanced) for vision tasks.")
+    requested = {"--data-fraction": data_fraction is not None and data_fraction < 1.0,
+                 "--train-examples": train_examples is not None, "--grid-prune": grid_prune}
+    modality_for(task).check_variants(task, [flag for flag, asked in requested.items() if asked])
     if len(points) == 1:
         selection = {"rule": "fixed (single-point grid)", "point": points[0]}
     elif "grid" in stages or "final" in stages:
         prune, prune_config = None, None
         if grid_prune:
-            if isinstance(task, TextTaskSpec):
-                raise BenchError(f"--grid-prune works on vision tasks only; '{task.name}' is a language task.",
-                                 hint="Run language grids in full (they are small: one to three points).")
             from bench.train.pruning import GridPruner, prune_settings
 
-            prune_config = prune_settings(task.protocol.eval_every)
+            prune_config = prune_settings(getattr(task.protocol, "eval_every", 1))
             prune = GridPruner(prune_config, f"{task.protocol.grid_stage.eval}_top1")
         configs = [make_config(task, method_cls, settings, p, "grid", task.protocol.grid_seed,
                                prune_config, data_fraction, train_examples) for p in points]
@@ -279,7 +250,7 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
 
 
 def _existing(config: RunConfig, store: RunStore, options: RunOptions) -> dict[str, Any] | None:
-    from bench.train.run import key_of
+    from bench.train.loop import key_of
 
     return store.load(store.run_dir(config.task.name, config.method, config.stage, key_of(config, options)))
 

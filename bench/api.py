@@ -1,0 +1,433 @@
+"""The Python API of peft-bench: plan, run, leaderboard, study, analyze, score, show, as plain typed functions.
+
+The CLI (bench.cli), the local and Slurm workers (bench.ops) and the studies call these; nothing calls the CLI's
+`main(argv)` internally. Example:
+
+    from bench import api
+    results = api.run(api.RunRequest(task="mini/novel_shapes", methods=("linear", "deep_share")))
+    board = api.leaderboard("mini/novel_shapes")
+    print(board.rows[0].method, board.rows[0].entries[0].value)
+
+Errors in the user's input raise bench.errors.BenchError (one paragraph: file, field, fix).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from bench.errors import BenchError
+from bench.request import STAGES, RunRequest, default_results_dir
+
+if TYPE_CHECKING:
+    from bench.leaderboard.board import Board
+    from bench.method import Method
+    from bench.spec import AnyTaskSpec, SuiteSpec
+    from bench.train.config import RunOptions
+    from bench.train.protocol import TaskResult
+
+log = logging.getLogger("bench")
+__all__ = ["STAGES", "RunRequest", "default_results_dir"]  # re-exported: the request is part of the API
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One protocol variant of a study: a data fraction, a prompt length or a training-set size (None = usual)."""
+
+    data_fraction: float | None = None
+    num_tokens: int | None = None
+    train_examples: int | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.data_fraction is not None:
+            parts.append(f"data fraction {self.data_fraction:g}")
+        if self.num_tokens is not None:
+            parts.append(f"num_tokens {self.num_tokens}")
+        if self.train_examples is not None:
+            parts.append(f"{self.train_examples} training examples")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One protocol to run: a task, a method and a variant."""
+
+    task: AnyTaskSpec
+    method: type[Method]
+    variant: Variant
+
+
+# ---------------------------------------------------------------- names
+
+
+def dirs(values: Sequence[str | Path]) -> tuple[Path, ...]:
+    return tuple(Path(v) for v in values)
+
+
+def resolve(name: str, tasks_dirs: Sequence[str | Path] = ()) -> tuple[SuiteSpec | None, list[AnyTaskSpec]]:
+    """A task name gives that task; a suite name gives the suite and its tasks."""
+    from bench import registry
+
+    return registry.resolve_tasks(name, dirs(tasks_dirs))
+
+
+def methods(names: Sequence[str], methods_dirs: Sequence[str | Path] = ()) -> list[type[Method]]:
+    """Method classes by name; ("all",) gives every registered method."""
+    from bench import registry
+
+    if tuple(names) == ("all",):
+        return list(registry.load_methods(dirs(methods_dirs)).values())
+    return [registry.get_method(name, dirs(methods_dirs)) for name in names]
+
+
+def validate(tasks_dirs: Sequence[str | Path] = (), methods_dirs: Sequence[str | Path] = ()) -> tuple[int, int, int]:
+    """Load every task, suite and method file; returns (tasks, suites, methods). Raises on the first problem."""
+    from bench import registry
+
+    files = registry.spec_files(dirs(tasks_dirs))
+    tasks = suites = 0
+    for name, entry in sorted(files.items()):
+        if entry.is_suite:
+            registry.resolve_tasks(name, dirs(tasks_dirs))
+            suites += 1
+        else:
+            registry.load_task(entry.path, name)
+            tasks += 1
+    return tasks, suites, len(registry.load_methods(dirs(methods_dirs)))
+
+
+# ---------------------------------------------------------------- planning and running
+
+
+def pairs(request: RunRequest) -> list[Pair]:
+    """Every (task, method, variant) protocol of a request, checked before anything runs."""
+    _, tasks = resolve(request.task, request.tasks_dirs)
+    classes = methods(request.methods, request.methods_dirs)
+    everything = tuple(request.methods) == ("all",)
+    if request.num_tokens:
+        if min(request.num_tokens) < 1:
+            raise BenchError("--num-tokens values must be positive.")
+        lacking = [m.name for m in classes if "num_tokens" not in m.HParams.model_fields]
+        if lacking and not everything:
+            raise BenchError(f"--num-tokens sweeps prompt / prefix lengths; {', '.join(lacking)} has no num_tokens.",
+                             hint="Use it with VPT or prefix methods (no_share, simple_share, deep_share, ...).")
+        classes = [m for m in classes if "num_tokens" in m.HParams.model_fields]
+    if request.train_examples and min(request.train_examples) < 1:
+        raise BenchError("--train-examples values must be positive.")
+    fractions: list[float | None] = [None]
+    if request.data_fractions:
+        if not all(0.0 < f <= 1.0 for f in request.data_fractions):
+            raise BenchError(f"--data-fraction values must lie in (0, 1], got {list(request.data_fractions)}.",
+                             hint="For example --data-fraction 0.1,0.25,0.5,1.0")
+        fractions = [f if f < 1.0 else None for f in request.data_fractions]
+    lengths: list[int | None] = list(request.num_tokens) if request.num_tokens else [None]
+    sizes: list[int | None] = list(request.train_examples) if request.train_examples else [None]
+    variants = [Variant(f, n, e) for f in fractions for n in lengths for e in sizes]
+    return [Pair(task, method_cls, variant) for variant in variants for task in tasks for method_cls in classes
+            if not (everything and task.modality not in method_cls.modalities)]
+
+
+def run_options(request: RunRequest, progress: bool = False) -> RunOptions:
+    from bench.train.config import RunOptions
+    from bench.train.device import configure_threads, default_device
+
+    configure_threads()
+    device = default_device(request.device)
+    precision = request.precision or ("bf16" if device.type == "cuda" else "fp32")
+    return RunOptions(device=device, precision=precision, checkpoint_interval_s=request.checkpoint_interval,
+                      progress=progress, compile="inductor" if request.compile else None)
+
+
+def run_pair(pair: Pair, request: RunRequest, options: RunOptions) -> TaskResult:
+    """The protocol of one pair (finished runs are read back, never repeated)."""
+    from bench.store import RunStore
+    from bench.train.protocol import Shard, run_protocol
+
+    fixed = dict(request.overrides)
+    if pair.variant.num_tokens is not None:
+        fixed["num_tokens"] = pair.variant.num_tokens
+    shard = Shard(*request.shard) if request.shard else None
+    seeds = list(request.seeds) if request.seeds else None
+    return run_protocol(pair.task, pair.method, RunStore(request.results_dir), options, request.stages, seeds, fixed,
+                        shard, request.grid_prune, pair.variant.data_fraction, pair.variant.train_examples)
+
+
+def refuse_missing_data(tasks: Sequence[AnyTaskSpec]) -> None:
+    """Before hours of work: every task's data must be in place, or be made / fetched automatically."""
+    from bench.train.modality import modality_for
+
+    lacking = [(t, why) for t in dict((t.name, t) for t in tasks).values()
+               if (why := modality_for(t).missing_data(t))]
+    if len(lacking) == 1:
+        task, why = lacking[0]
+        raise BenchError(f"task '{task.name}': data not found ({why}).", field="data.root", hint=task.data.hint())
+    if lacking:
+        lines = "; ".join(f"{t.name} ({why})" for t, why in lacking)
+        hints = " ".join(dict.fromkeys(t.data.hint() for t, _ in lacking))
+        raise BenchError(f"{len(lacking)} tasks have no data: {lines}.", field="data.root",
+                         hint=f"{hints} `bench data status` shows every task's state.")
+
+
+@dataclass
+class RunOutcome:
+    """What `run` did: one result per pair (in plan order), and whether this process saw the plan finish."""
+
+    results: list[tuple[Pair, TaskResult]]
+
+    def summary_lines(self) -> list[str]:
+        lines = []
+        for pair, result in self.results:
+            extra = pair.variant.describe()
+            lines.append(result.summary() + (f" ({extra})" if extra else ""))
+        return lines
+
+
+def run(request: RunRequest, *, workers: int = 1, progress: bool = False) -> RunOutcome:
+    """Run the protocol of every pair of the request. With `workers` > 1, that many local worker processes share
+    the plan through the run store first; this process then reads their records back."""
+    plan = pairs(request)
+    refuse_missing_data([p.task for p in plan])
+    if workers > 1:
+        from bench.ops import launch
+
+        code = launch.spawn_workers(request, workers)
+        if code != 0:
+            raise BenchError(f"{workers} workers ran; at least one failed (exit code {code}). Finished runs are "
+                             "stored; run the same command again to finish the others.")
+        log.info("all %d workers finished; collecting the results", workers)
+    options = run_options(request, progress=progress)
+    log.info("run store: %s; device: %s (%s)", request.results_dir, options.device, options.precision)
+    return RunOutcome([(pair, run_pair(pair, request, options)) for pair in plan])
+
+
+def run_worker(request: RunRequest, index: int, count: int) -> None:
+    """One of `count` workers: pass over the plan from its own starting point until every run is recorded."""
+    from bench.ops import launch
+
+    plan = pairs(request)
+    refuse_missing_data([p.task for p in plan])
+    options = run_options(request)
+    log.info("worker %d/%d; run store: %s; device: %s (%s)", index, count, request.results_dir, options.device,
+             options.precision)
+    launch.work_until_done(plan, lambda pair: run_pair(pair, request, options).complete, offset=index,
+                           poll_s=request.poll_s)
+
+
+# ---------------------------------------------------------------- reading results
+
+
+def leaderboard(suite: str | None = None, *, results: str | Path | None = None, methods: Sequence[str] | None = None,
+                reference: bool = False, test: Literal["bootstrap", "mcnemar", "randomization"] = "bootstrap",
+                alpha: float = 0.05, resamples: int = 1000, plots: bool = False,
+                tasks_dirs: Sequence[str | Path] = ()) -> Board:
+    """The leaderboard of a suite or task (every task with runs when None), rebuilt from the run store."""
+    from bench import leaderboard as boards
+    from bench.store import RunStore
+
+    if not 0.0 < alpha < 1.0 or resamples < 1:
+        raise BenchError("--alpha must lie in (0, 1) and --resamples be at least 1.")
+    tasks, groups, name = None, None, "all"
+    if suite:
+        suite_spec, specs = resolve(suite, tasks_dirs)
+        tasks = [t.name for t in specs]
+        groups = suite_spec.groups if suite_spec is not None else None
+        name = suite_spec.name if suite_spec is not None else specs[0].name
+    store = RunStore(Path(results) if results else default_results_dir())
+    references = None
+    if reference:
+        from bench.reference import load_references
+
+        references = load_references()
+    settings = boards.Settings(test=test, alpha=alpha, resamples=resamples)
+    board = boards.build(store, name, tasks, list(methods) if methods else None, groups, references, settings,
+                         plots=plots)
+    if not any(row.block == "runs" and any(e.value is not None for e in row.entries) for row in board.rows):
+        scope = f" for '{suite}'" if suite else ""
+        raise BenchError(f"no finished final runs in {store.root}{scope}.",
+                         hint="Run `bench run --task ... --method ...` first.")
+    return board
+
+
+def find_run(run: str, results: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """A run folder, or the one stored run whose key starts with `run`: (folder, record)."""
+    from bench.store import RunStore
+
+    store = RunStore(Path(results) if results else default_results_dir())
+    path = Path(run)
+    record = store.load(path) if path.is_dir() else None
+    if record is not None:
+        return path, record
+    matches = [r for r in store.records() if r["key"].startswith(run)]
+    if len(matches) != 1:
+        found = "no run matches" if not matches else f"{len(matches)} runs match"
+        raise BenchError(f"{found} '{run}' in {store.root}.",
+                         hint="Give a run folder or a longer key prefix (keys are the run folder names).")
+    return Path(matches[0]["_dir"]), matches[0]
+
+
+def leaderboard_run(task: str, method: str, seed: int | None = None, results: str | Path | None = None) -> Path:
+    """The final run of a (task, method) that the leaderboard shows (and one of its seeds)."""
+    from bench.leaderboard.collect import collect
+    from bench.store import RunStore
+
+    store = RunStore(Path(results) if results else default_results_dir())
+    found = collect(store, [task], [method])
+    cell = found.cells.get((task, method))
+    if cell is None:
+        reason = found.missing.get((task, method), "no runs")
+        raise BenchError(f"no completed final run of {method} on {task} in {store.root} ({reason}).",
+                         hint=f"Run it first: `bench run --task {task} --method {method}`.")
+    chosen = cell.seeds[0] if seed is None else seed
+    if chosen not in cell.seeds:
+        raise BenchError(f"seed {chosen} is not among the final seeds of {method} on {task} "
+                         f"({', '.join(map(str, cell.seeds))}).", field="--seed")
+    return Path(cell.run_dirs[cell.seeds.index(chosen)])
+
+
+@dataclass(frozen=True)
+class Scored:
+    task: str
+    items: int
+    references: str  # what the outputs were scored against
+    report: Any  # bench.metrics.MetricReport
+
+
+def score(task: str, predictions: Path, references: Path | None = None, split: str | None = None,
+          tasks_dirs: Sequence[str | Path] = ()) -> Scored:
+    """Score one output per line with a language task's official metric suite."""
+    from bench import registry
+    from bench.metrics import read_e2e_references, read_lines
+    from bench.metrics import score as score_texts
+    from bench.train.modality import require
+
+    spec = registry.load_task_by_name(task, dirs(tasks_dirs))
+    require(spec, "language", "`bench score` scores generated text")
+    hypotheses = read_lines(predictions)
+    groups: list[str] | None = None
+    if references is not None:
+        refs = read_e2e_references(references)
+        source = str(references)
+    else:
+        from bench.data.text import read_text_split
+
+        chosen = split or spec.protocol.final_stage.eval
+        items = read_text_split(spec.data, chosen, spec.name).items  # type: ignore[arg-type]
+        refs = [list(i.references) for i in items]
+        groups = [i.category for i in items] if any(i.category for i in items) else None
+        source = f"{spec.name} {chosen} split"
+    if len(hypotheses) != len(refs):
+        raise BenchError(f"{len(hypotheses)} predictions for {len(refs)} reference groups ({source}).",
+                         file=predictions,
+                         hint="Give one line per item, in the order of the references (one per unique input).")
+    return Scored(spec.name, len(hypotheses), source, score_texts(spec.metric, hypotheses, refs, groups))
+
+
+# ---------------------------------------------------------------- studies and analyses
+
+
+def _study_request(task: str, method_names: Sequence[str], results: str | Path | None,
+                   tasks_dirs: Sequence[str | Path], methods_dirs: Sequence[str | Path], **variant: Any
+                   ) -> RunRequest:
+    return RunRequest(task=task, methods=tuple(method_names), results=str(results) if results else None,
+                      tasks_dirs=tuple(map(str, tasks_dirs)), methods_dirs=tuple(map(str, methods_dirs)), **variant)
+
+
+def study_sample_efficiency(suite: str, method_names: Sequence[str], *, reference: str = "deep_share",
+                            fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0), results: str | Path | None = None,
+                            out: Path = Path("results/studies"), run_missing: bool = True, resamples: int = 1000,
+                            tasks_dirs: Sequence[str | Path] = (), methods_dirs: Sequence[str | Path] = ()
+                            ) -> tuple[Any, list[Path]]:
+    """Score vs training fraction: runs what is missing (unless `run_missing` is False), then the report."""
+    from bench.store import RunStore
+    from bench.studies import sample_efficiency
+
+    if reference not in method_names:
+        raise BenchError(f"--reference {reference} is not among --methods ({', '.join(method_names)}).")
+    methods(method_names, methods_dirs)
+    suite_spec, specs = resolve(suite, tasks_dirs)
+    request = _study_request(suite, method_names, results, tasks_dirs, methods_dirs,
+                             data_fractions=tuple(fractions))
+    if run_missing:
+        run(request)
+    name = suite_spec.name if suite_spec is not None else specs[0].name
+    report = sample_efficiency.build(RunStore(request.results_dir), name, [t.name for t in specs],
+                                     list(method_names), reference, list(fractions), resamples=resamples)
+    return report, sample_efficiency.write(report, out)
+
+
+def study_prefix_length(suite: str, method_names: Sequence[str], lengths: Sequence[int], *, cost_batch: int = 8,
+                        cost_steps: int = 5, device: str | None = None, results: str | Path | None = None,
+                        out: Path = Path("results/studies"), run_missing: bool = True,
+                        tasks_dirs: Sequence[str | Path] = (), methods_dirs: Sequence[str | Path] = ()
+                        ) -> tuple[Any, list[Path]]:
+    """Score, parameters and cost vs prompt / prefix length."""
+    from bench.store import RunStore
+    from bench.studies import prefix_length
+
+    chosen = sorted(set(lengths))
+    if not chosen or min(chosen) < 1:
+        raise BenchError("--lengths must be positive integers, e.g. 2,10,20.")
+    classes = {m.name: m for m in methods([*method_names, *(n for _, n, _ in prefix_length.SHARE_TYPES)],
+                                          methods_dirs)}
+    suite_spec, specs = resolve(suite, tasks_dirs)
+    request = _study_request(suite, method_names, results, tasks_dirs, methods_dirs, num_tokens=tuple(chosen))
+    if run_missing:
+        run(request)
+    name = suite_spec.name if suite_spec is not None else specs[0].name
+    report = prefix_length.build(RunStore(request.results_dir), name, [t.name for t in specs], list(method_names),
+                                 chosen)
+    from bench.train.modality import of_modality
+
+    vision = of_modality(specs, "vision")
+    if vision:
+        from bench.train.device import configure_threads, default_device
+
+        configure_threads()
+        torch_device = default_device(device)
+        prefix_length.measure_cost(report, vision[0], classes, cost_batch, cost_steps, torch_device,  # type: ignore[arg-type]
+                                   "bf16" if torch_device.type == "cuda" else "fp32")
+    return report, prefix_length.write(report, out)
+
+
+def study_init(task: str, method: str, words: Sequence[str], sizes: Sequence[int], *,
+               seeds: Sequence[int] | None = None, results: str | Path | None = None,
+               out: Path = Path("results/studies"), run_missing: bool = True, resamples: int = 1000,
+               tasks_dirs: Sequence[str | Path] = (), methods_dirs: Sequence[str | Path] = ()
+               ) -> tuple[Any, list[Path]]:
+    """Random vs word-initialised prefixes at several training-set sizes (language tasks)."""
+    from bench import registry
+    from bench.store import RunStore
+    from bench.studies import init
+
+    if "init_text" not in registry.get_method(method, dirs(methods_dirs)).HParams.model_fields:
+        raise BenchError(f"method '{method}' has no init_text hyper-parameter.", hint="Use --methods no_share.")
+    from bench.train.modality import require
+
+    spec = registry.load_task_by_name(task, dirs(tasks_dirs))
+    require(spec, "language", "`bench study init` initialises language prefixes")
+    chosen = sorted(set(sizes))
+    if not chosen or chosen[0] < 1:
+        raise BenchError("--examples must be positive integers, e.g. 50,100,200,500.")
+    request = _study_request(spec.name, [method], results, tasks_dirs, methods_dirs, train_examples=tuple(chosen),
+                             seeds=tuple(seeds) if seeds else None)
+    if run_missing:
+        for text in [None, *words]:
+            overrides = {} if text is None else {"init_text": text}
+            run(dataclasses.replace(request, overrides=overrides))
+    report = init.build(RunStore(request.results_dir), spec.name, method, list(words), chosen, resamples=resamples)
+    return report, init.write(report, out)
+
+
+def analyze_attention(run_dir: Path, examples: int = 16, out: Path | None = None) -> tuple[Any, list[Path]]:
+    """Where a trained final run's attention goes (prefix share per layer and head; CLS maps for vision)."""
+    from bench.studies import attention
+
+    if examples < 1:
+        raise BenchError("--examples must be at least 1.")
+    report = attention.analyze(run_dir, examples)
+    return report, attention.write(report, out or run_dir / "analysis")

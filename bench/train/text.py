@@ -1,0 +1,335 @@
+"""The language modality: a frozen GPT-2 / BART + a method, AdamW with a linear schedule per step and gradient
+clipping, then beam search and the task's official metric suite.
+
+The protocol follows the paper's code: AdamW (eps 1e-8), linear decay per step after `warmup_steps`, gradient
+clipping, the model after the last epoch (or, for XSUM, the epoch with the best validation score). Decoder-only
+sequences are ` source <bos> target <eos>` (the leading space as in Li & Liang's ' {src} {bos} ') with the loss
+on the target and <eos> only (Li & Liang's data-to-text format); encoder-decoder inputs are the source and the
+target. Per-example outputs and metric statistics go to `outputs.jsonl`, so significance tests never decode again.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.data.text import TextItem, TextSplit, read_text_split
+from bench.errors import BenchError
+from bench.method import Method
+from bench.spec import TextTaskSpec
+from bench.store import OUTPUTS, atomic_write_bytes
+from bench.train.config import RunConfig, RunOptions
+from bench.train.modality import Evaluation, Modality, StepResult
+from bench.train.model import PeftModel
+
+Example = tuple[list[int], list[int]]
+
+
+class TextBatcher:
+    """Tokenises pairs and yields padded batches for training and prompts for decoding."""
+
+    def __init__(self, backbone: Any, task: TextTaskSpec) -> None:
+        self.task = task
+        self.tokenizer = backbone.tokenizer
+        self.decoder_only = backbone.kind == "gpt2"
+
+    def _encode(self, text: str, limit: int, special: bool) -> list[int]:
+        ids: list[int] = self.tokenizer(text, add_special_tokens=special, truncation=True,
+                                        max_length=limit)["input_ids"]
+        return ids
+
+    def training_examples(self, pairs: list[tuple[str, str]]) -> list[Example]:
+        """(input ids, label ids) per pair; decoder-only: labels are -100 on the source and <bos>."""
+        protocol = self.task.protocol
+        out = []
+        for source, target in pairs:
+            if self.decoder_only:
+                src = self._encode(" " + source, protocol.max_source_tokens, special=False)
+                tgt = self._encode(" " + target, protocol.max_target_tokens, special=False)
+                bos, eos = self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
+                out.append(([*src, bos, *tgt, eos], [-100] * (len(src) + 1) + [*tgt, eos]))
+            else:
+                src = self._encode(source, protocol.max_source_tokens, special=True)
+                tgt = self._encode(target, protocol.max_target_tokens, special=True)
+                out.append((src, tgt))
+        return out
+
+    def batches(self, examples: list[Example], batch_size: int, generator: torch.Generator,
+                device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+        order = torch.randperm(len(examples), generator=generator).tolist()
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(order), batch_size):
+            chunk = [examples[i] for i in order[start:start + batch_size]]
+            src_width = max(len(x) for x, _ in chunk)
+            tgt_width = src_width if self.decoder_only else max(len(y) for _, y in chunk)
+            ids = torch.tensor([x + [pad] * (src_width - len(x)) for x, _ in chunk])
+            mask = torch.tensor([[1] * len(x) + [0] * (src_width - len(x)) for x, _ in chunk])
+            labels = torch.tensor([y + [-100] * (tgt_width - len(y)) for _, y in chunk])
+            yield {"input_ids": ids.to(device, non_blocking=True), "attention_mask": mask.to(device, non_blocking=True),
+                   "labels": labels.to(device, non_blocking=True)}
+
+    def loss(self, net: Any, batch: dict[str, torch.Tensor], autocast: bool) -> torch.Tensor:
+        """Token NLL: averaged over target tokens (token_mean) or summed per sequence, then averaged
+        over sequences (sequence_sum, Li & Liang's objective_mode 1)."""
+        labels = batch["labels"]
+        device = labels.device
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            if self.decoder_only:
+                logits = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                logits, labels = logits[:, :-1], labels[:, 1:]
+            else:
+                from transformers.models.bart.modeling_bart import shift_tokens_right
+
+                config: Any = _model_config(net)
+                decoder_input = shift_tokens_right(labels.clamp(min=0).masked_fill(labels < 0, config.pad_token_id),
+                                                   config.pad_token_id, config.decoder_start_token_id)
+                logits = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             decoder_input_ids=decoder_input).logits
+        nll = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="none")
+        nll = nll.view(labels.shape)
+        if self.task.protocol.loss == "sequence_sum":
+            return nll.sum() / labels.shape[0]
+        return nll.sum() / (labels != -100).sum().clamp(min=1)
+
+    @torch.no_grad()
+    def generate(self, model: PeftModel, items: list[TextItem], device: torch.device, autocast: bool,
+                 progress: bool = False) -> list[str]:
+        """Beam search with the task's settings; one hypothesis per item, in item order."""
+        from tqdm import tqdm
+
+        model.eval()
+        settings = self.task.protocol.generation
+        tok = self.tokenizer
+        pad = tok.pad_token_id
+        extra: dict[str, Any] = {}
+        if settings.ban_newlines:
+            extra["bad_words_ids"] = newline_token_ids(tok)
+        if settings.no_repeat_ngram_size:
+            extra["no_repeat_ngram_size"] = settings.no_repeat_ngram_size
+        hypotheses: list[str] = []
+        limit = self.task.protocol.max_source_tokens
+        for start in tqdm(range(0, len(items), settings.batch_size), desc="decode", disable=not progress,
+                          leave=False):
+            chunk = items[start:start + settings.batch_size]
+            if self.decoder_only:
+                prompts = [[*self._encode(" " + i.source, limit, special=False), tok.bos_token_id] for i in chunk]
+                width = max(len(p) for p in prompts)  # left padding: the prompts end where generation starts
+                ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+                mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+            else:
+                encoded = [self._encode(i.source, limit, special=True) for i in chunk]
+                width = max(len(e) for e in encoded)
+                ids = torch.tensor([e + [pad] * (width - len(e)) for e in encoded], device=device)
+                mask = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in encoded], device=device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                out = model.backbone.model.generate(
+                    input_ids=ids, attention_mask=mask, num_beams=settings.num_beams, do_sample=False,
+                    max_new_tokens=settings.max_new_tokens, min_new_tokens=settings.min_new_tokens,
+                    length_penalty=settings.length_penalty, early_stopping=True, pad_token_id=pad,
+                    eos_token_id=tok.eos_token_id, **extra)
+            new_tokens = out[:, ids.shape[1]:] if self.decoder_only else out
+            for row in new_tokens.tolist():
+                if self.decoder_only and tok.eos_token_id in row:
+                    row = row[:row.index(tok.eos_token_id)]
+                hypotheses.append(tok.decode(row, skip_special_tokens=True).strip())
+        return hypotheses
+
+
+def _model_config(net: Any) -> Any:
+    model = getattr(net, "_orig_mod", net)  # torch.compile's wrapper keeps the module as _orig_mod
+    return model.backbone.model.config
+
+
+def newline_token_ids(tokenizer: Any) -> list[list[int]]:
+    """Every vocabulary entry that decodes to text containing a newline (GPT-2: 198 '\\n', 628 '\\n\\n', ...)."""
+    banned = [[i] for i in range(len(tokenizer)) if "\n" in tokenizer.decode([i])]
+    return banned or [[tokenizer.eos_token_id]]
+
+
+def linear_schedule(step: int, warmup: int, total: int) -> float:
+    """transformers' get_linear_schedule_with_warmup, as a multiplier of the peak lr."""
+    if step < warmup:
+        return step / max(1, warmup)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def score_split(task: TextTaskSpec, split: TextSplit, hypotheses: list[str], limit: int | None = None) -> Any:
+    from bench.metrics import score
+
+    items = split.items[:limit] if limit else split.items
+    groups = [i.category for i in items] if any(i.category for i in items) else None
+    return score(task.metric, hypotheses, [list(i.references) for i in items], groups)
+
+
+@dataclass
+class TextData:
+    batcher: TextBatcher
+    examples: list[Example]
+    eval_split: TextSplit
+    select_split: TextSplit | None
+
+
+class TextModality(Modality):
+    name = "language"
+    variants: ClassVar[dict[str, str]] = {"--train-examples": "a nested seeded subset of N training pairs"}
+
+    def __init__(self) -> None:
+        self.backbones: dict[str, Any] = {}
+
+    def _pristine(self, task: TextTaskSpec) -> Any:
+        from bench.backbones import build_backbone
+
+        key = task.backbone.model_dump_json()
+        if key not in self.backbones:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                self.backbones[key] = build_backbone(task.backbone)
+        return self.backbones[key]
+
+    # -- data ---------------------------------------------------------------------------------------------------
+    def data_status(self, task: Any) -> Any:
+        from bench.data.text import check_text_task
+
+        return check_text_task(task)
+
+    def split_sizes(self, task: Any) -> dict[str, int | None]:
+        from bench.errors import BenchError
+
+        sizes: dict[str, int | None] = {}
+        for split in task.data.splits:
+            try:
+                sizes[split] = len(read_text_split(task.data, split, task.name).pairs)
+            except BenchError:
+                sizes[split] = None
+        return sizes
+
+    def fingerprints(self, task: Any, splits: list[str], options: RunOptions) -> dict[str, str]:
+        return {name: read_text_split(task.data, name, task.name).fingerprint for name in splits}
+
+    def prepare(self, config: RunConfig, run_dir: Path, options: RunOptions) -> TextData:
+        task = config.task
+        assert isinstance(task, TextTaskSpec)
+        protocol = task.protocol
+        train_pairs = [p for s in config.train_splits for p in read_text_split(task.data, s, task.name).pairs]
+        if config.train_examples:
+            # Low-data settings (Li & Liang): N pairs in one seeded order, so smaller subsets nest in larger ones.
+            order = np.random.default_rng([config.seed, 7919]).permutation(len(train_pairs))
+            kept = sorted(order[: config.train_examples].tolist())
+            train_pairs = [train_pairs[i] for i in kept]
+        batcher = TextBatcher(self._pristine(task), task)
+        select = None
+        if protocol.select_checkpoint == "best_val":
+            select = read_text_split(task.data, protocol.select_split, task.name)
+        return TextData(batcher, batcher.training_examples(train_pairs),
+                        read_text_split(task.data, config.eval_split, task.name), select)
+
+    def optim_settings(self, task: Any, method: str, settings: Any, point: dict[str, Any]) -> dict[str, Any]:
+        if settings.optimizer != "adamw":
+            raise BenchError(f"method '{method}' asks for the {settings.optimizer} optimizer; language tasks train "
+                             "with AdamW and a linear schedule (the paper's protocol).",
+                             field=f"protocol.methods.{method}.optimizer", hint="Set optimizer: adamw for this task.")
+        protocol = task.protocol
+        return {"optimizer": "adamw", "base_lr": float(point["base_lr"]),
+                "weight_decay": float(point["weight_decay"]), "epochs": settings.epochs,
+                "warmup_steps": protocol.warmup_steps, "batch_size": settings.batch_size,
+                "adam_eps": protocol.adam_eps, "grad_clip": protocol.grad_clip, "loss": protocol.loss,
+                "select_checkpoint": protocol.select_checkpoint}
+
+    def data_summary(self, data: TextData) -> dict[str, Any]:
+        return {"train_examples": len(data.examples), "eval_examples": len(data.eval_split.items)}
+
+    # -- model --------------------------------------------------------------------------------------------------
+    def pristine_backbone(self, task: Any) -> Any:
+        return copy.deepcopy(self._pristine(task))
+
+    def build_model(self, config: RunConfig, method: Method, backbone: Any) -> PeftModel:
+        return PeftModel(backbone, method)
+
+    def optimizer(self, model: PeftModel, optim: dict[str, Any]) -> torch.optim.Optimizer:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        decay = [p for p in trainable if p.dim() >= 2]
+        no_decay = [p for p in trainable if p.dim() < 2]
+        return torch.optim.AdamW([{"params": decay, "weight_decay": optim["weight_decay"]},
+                                  {"params": no_decay, "weight_decay": 0.0}],
+                                 lr=optim["base_lr"], eps=optim["adam_eps"])
+
+    def learning_rate(self, optim: dict[str, Any], epoch: int, step: int, steps_per_epoch: int) -> float:
+        """Linear decay per step after `warmup_steps` (transformers' linear schedule)."""
+        total = steps_per_epoch * optim["epochs"]
+        return float(optim["base_lr"] * linear_schedule(step, optim["warmup_steps"], total))
+
+    def steps_per_epoch(self, data: TextData, optim: dict[str, Any]) -> int:
+        return -(-len(data.examples) // optim["batch_size"])
+
+    # -- steps and evaluation -----------------------------------------------------------------------------------
+    def batches(self, data: TextData, optim: dict[str, Any], generator: torch.Generator, device: torch.device
+                ) -> Iterator[Any]:
+        return data.batcher.batches(data.examples, optim["batch_size"], generator, device)
+
+    def step(self, net: Any, data: TextData, batch: Any, autocast: bool, device: torch.device) -> StepResult:
+        loss = data.batcher.loss(net, batch, autocast)
+        return StepResult(loss, len(batch["labels"]), {"tokens": (batch["labels"] != -100).sum()})
+
+    def epoch_entry(self, epoch: int, lr: float, sums: dict[str, float], examples: int) -> dict[str, Any]:
+        return {"epoch": epoch, "lr_end": lr, "train_loss": sums["loss"] / max(1, examples)}
+
+    def keeps_best_epoch(self, config: RunConfig) -> bool:
+        return bool(getattr(config.task.protocol, "select_checkpoint", "last") == "best_val")
+
+    def periodic_evaluation(self, net: Any, data: TextData, config: RunConfig, epoch: int, last: bool,
+                            options: RunOptions) -> Evaluation | None:
+        task = config.task
+        assert isinstance(task, TextTaskSpec)
+        protocol = task.protocol
+        if data.select_split is None:
+            return None
+        limit = protocol.select_examples
+        items = data.select_split.items[:limit] if limit else data.select_split.items
+        hypotheses = data.batcher.generate(_model(net), items, options.torch_device(), options.precision == "bf16")
+        value = score_split(task, data.select_split, hypotheses, limit).scores.get(task.primary_metric)
+        return Evaluation({f"{protocol.select_split}_{task.primary_metric}": value}, value)
+
+    def final_evaluation(self, net: Any, data: TextData, config: RunConfig, run_dir: Path, options: RunOptions,
+                         chosen_epoch: int) -> dict[str, Any]:
+        task = config.task
+        assert isinstance(task, TextTaskSpec)
+        hypotheses = data.batcher.generate(_model(net), data.eval_split.items, options.torch_device(),
+                                           options.precision == "bf16", options.progress)
+        report = score_split(task, data.eval_split, hypotheses)
+        if task.primary_metric not in report.scores:
+            raise RuntimeError(f"metric suite {task.metric} did not produce {task.primary_metric}")
+        write_outputs(run_dir / OUTPUTS, data.eval_split, hypotheses, report.per_item)
+        return {"split": config.eval_split, "metric": task.metric, "primary": task.primary_metric,
+                "epoch": chosen_epoch, "selected_by": task.protocol.select_checkpoint, **report.scores,
+                "unavailable": report.unavailable, "convention": report.convention}
+
+    def failed_metrics(self, config: RunConfig) -> dict[str, Any]:
+        task = config.task
+        return {"split": config.eval_split, "metric": task.metric, "primary": task.primary_metric,
+                task.primary_metric: None}
+
+    def throughput(self, sums: dict[str, float], train_seconds: float, examples: int) -> dict[str, Any]:
+        return {"train_tokens_per_s": sums.get("tokens", 0.0) / train_seconds if train_seconds else None}
+
+
+def _model(net: Any) -> PeftModel:
+    model: PeftModel = getattr(net, "_orig_mod", net)
+    return model
+
+
+def write_outputs(path: Path, split: TextSplit, hypotheses: list[str], per_item: dict[str, Any]) -> None:
+    lines = []
+    for index, (item, hypothesis) in enumerate(zip(split.items, hypotheses, strict=True)):
+        row: dict[str, Any] = {"index": index, "id": item.item_id, "category": item.category,
+                               "source": item.source, "hypothesis": hypothesis}
+        row["stats"] = {name: values[index] for name, values in per_item.items() if len(values) == len(hypotheses)}
+        lines.append(json.dumps(row, ensure_ascii=False))
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())

@@ -1,0 +1,250 @@
+"""The vision modality: decoded image splits, a ViT with a classification head, the paper's SGD / AdamW optimizer
+with per-epoch warm-up + cosine, cross-entropy, top-1 with per-image predictions.
+
+Linear probing (head-only methods) trains on frozen features computed once per split and process.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.data.subsets import SUBSET_FILE, nested_subset, take
+from bench.data.tensor_store import DecodedSplit, concat_splits, load_split
+from bench.data.transforms import FeatureBatches, ImageBatches
+from bench.errors import BenchError
+from bench.method import Method
+from bench.spec import TaskSpec
+from bench.store import PREDICTIONS, atomic_write_bytes, atomic_write_json
+from bench.train.config import RunConfig, RunOptions
+from bench.train.modality import Evaluation, Modality, StepResult
+from bench.train.model import PeftModel
+from bench.train.optim import build_optimizer, effective_lr, lr_multiplier
+
+Batches = ImageBatches | FeatureBatches
+
+
+@dataclass
+class VisionData:
+    train: Batches
+    eval: Batches
+    # The last evaluation of the eval split (epoch, top-1, predictions): the final epoch's is reported as is.
+    last_eval: tuple[int, float, dict[str, np.ndarray]] | None = None
+
+
+class VisionModality(Modality):
+    name = "vision"
+    variants: ClassVar[dict[str, str]] = {"--data-fraction": "nested class-balanced training subsets",
+                "--grid-prune": "successive halving over the grid"}
+
+    def __init__(self) -> None:
+        self.backbones: dict[str, Any] = {}
+        self.splits: dict[tuple[str, str], DecodedSplit] = {}
+        self.feature_sets: dict[tuple[Any, ...], FeatureBatches] = {}
+
+    # -- data ---------------------------------------------------------------------------------------------------
+    def split(self, task: TaskSpec, name: str, options: RunOptions) -> DecodedSplit:
+        key = (task.data.model_dump_json(), name)
+        if key not in self.splits:
+            self.splits[key] = load_split(task.data, name, task.name, options.cache_dir, options.progress)
+        return self.splits[key]
+
+    def data_status(self, task: Any) -> Any:
+        from bench.data.fetch import check_image_task
+
+        return check_image_task(task)
+
+    def missing_data(self, task: Any) -> str | None:
+        from bench.data.splits import missing_data
+
+        return None if task.data.prepare else missing_data(task.data)
+
+    def split_sizes(self, task: Any) -> dict[str, int | None]:
+        from bench.data.splits import count_examples
+
+        present = task.data.resolved_root().is_dir()
+        return {s: count_examples(task, s) if present else task.data.expected_sizes.get(s) for s in task.data.splits}
+
+    def data_present(self, task: Any) -> bool:
+        from bench.data.splits import split_file
+
+        return task.data.resolved_root().is_dir() and all(split_file(task.data, s).is_file() for s in task.data.splits)
+
+    def backbone_cost(self, task: Any) -> tuple[int, float] | None:
+        """Parameters, and 2 x parameters x tokens FLOPs per image, of the backbone built on the meta device."""
+        import timm
+
+        kwargs: dict[str, Any] = {"num_classes": 0, **task.backbone.model_kwargs}
+        with torch.device("meta"):
+            model: Any = timm.create_model(task.backbone.model, pretrained=False, **kwargs)
+        params = sum(p.numel() for p in model.parameters())
+        grid = model.patch_embed.grid_size
+        return params, 2.0 * params * int(grid[0] * grid[1] + model.num_prefix_tokens)
+
+    def fingerprints(self, task: Any, splits: list[str], options: RunOptions) -> dict[str, str]:
+        return {name: self.split(task, name, options).fingerprint for name in splits}
+
+    def prepare(self, config: RunConfig, run_dir: Path, options: RunOptions) -> VisionData:
+        task, device = config.task, options.torch_device()
+        assert isinstance(task, TaskSpec)
+        train_split = concat_splits([self.split(task, s, options) for s in config.train_splits])
+        if config.data_fraction:
+            indices = nested_subset(train_split.labels.numpy(), config.data_fraction, config.seed)
+            atomic_write_json(run_dir / SUBSET_FILE, {"split": train_split.name, "fraction": config.data_fraction,
+                                                      "seed": config.seed, "rule": "nested class-balanced",
+                                                      "split_fingerprint": train_split.fingerprint,
+                                                      "indices": indices.tolist()})
+            train_split = take(train_split, indices, config.data_fraction)
+        eval_split = self.split(task, config.eval_split, options)
+        return VisionData(ImageBatches(train_split, task.data.images, device),
+                          ImageBatches(eval_split, task.data.images, device))
+
+    def optim_settings(self, task: Any, method: str, settings: Any, point: dict[str, Any]) -> dict[str, Any]:
+        warmup = settings.warmup_epochs
+        if warmup >= settings.epochs:
+            raise BenchError(f"warm-up ({warmup} epochs) must be shorter than training ({settings.epochs} epochs) "
+                             f"for method '{method}'.", field="protocol.epochs")
+        return {"optimizer": settings.optimizer, "base_lr": float(point["base_lr"]),
+                "weight_decay": float(point["weight_decay"]), "momentum": task.protocol.momentum,
+                "epochs": settings.epochs, "warmup_epochs": warmup, "batch_size": settings.batch_size,
+                "lr_scale_batch": task.protocol.lr_scale_batch}
+
+    def data_summary(self, data: VisionData) -> dict[str, Any]:
+        return {"train_examples": len(data.train), "eval_examples": len(data.eval)}
+
+    # -- model --------------------------------------------------------------------------------------------------
+    def pristine_backbone(self, task: Any) -> Any:
+        from bench.backbones import build_backbone
+
+        key = task.backbone.model_dump_json()
+        if key not in self.backbones:
+            # A fixed seed for random-init backbones, and no effect on the run's own random stream.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                self.backbones[key] = build_backbone(task.backbone)
+        return copy.deepcopy(self.backbones[key])
+
+    def build_model(self, config: RunConfig, method: Method, backbone: Any) -> PeftModel:
+        assert isinstance(config.task, TaskSpec)
+        return PeftModel(backbone, method, config.task.data.num_classes)
+
+    def after_model(self, config: RunConfig, method: Method, model: PeftModel, data: VisionData,
+                    options: RunOptions) -> VisionData:
+        task = config.task
+        assert isinstance(task, TaskSpec)
+        if options.feature_cache and method.head_only and FeatureBatches.usable(task.data.images):
+            features = self._features(task, model, options)
+            data.train, data.eval = features(data.train), features(data.eval)
+            model.inputs_are_features = True
+        return data
+
+    def _features(self, task: TaskSpec, model: PeftModel, options: RunOptions) -> Any:
+        """Frozen-backbone features of a split (evaluation transform, no grad), computed once per process for
+        a (task data, backbone, device, precision): a linear-probing grid then trains heads only."""
+        device, autocast = options.torch_device(), options.precision == "bf16"
+
+        def get(batches: Batches) -> FeatureBatches:
+            assert isinstance(batches, ImageBatches)
+            # The split's content fingerprint (a training subset has its own) keys the features.
+            key = (task.backbone.model_dump_json(), task.data.images.model_dump_json(), batches.split.fingerprint,
+                   str(device), autocast)
+            if key not in self.feature_sets:
+                model.eval()
+                chunks = []
+                with torch.no_grad():
+                    for _, images, _ in batches.in_order(task.protocol.eval_batch_size):
+                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                            chunks.append(model.backbone(images).float())
+                self.feature_sets[key] = FeatureBatches(torch.cat(chunks), batches.labels)
+            return self.feature_sets[key]
+
+        return get
+
+    def optimizer(self, model: PeftModel, optim: dict[str, Any]) -> torch.optim.Optimizer:
+        lr = effective_lr(optim["base_lr"], optim["batch_size"], optim["lr_scale_batch"])
+        return build_optimizer(model, optim["optimizer"], lr, optim["weight_decay"], optim["momentum"])
+
+    def learning_rate(self, optim: dict[str, Any], epoch: int, step: int, steps_per_epoch: int) -> float:
+        """Stepped once per epoch: warm-up from 0, then cosine (VPT's WarmupCosineSchedule)."""
+        lr = effective_lr(optim["base_lr"], optim["batch_size"], optim["lr_scale_batch"])
+        return lr * lr_multiplier(epoch, optim["warmup_epochs"], optim["epochs"])
+
+    def steps_per_epoch(self, data: VisionData, optim: dict[str, Any]) -> int:
+        return -(-len(data.train) // optim["batch_size"])
+
+    # -- steps and evaluation -----------------------------------------------------------------------------------
+    def batches(self, data: VisionData, optim: dict[str, Any], generator: torch.Generator, device: torch.device
+                ) -> Iterator[Any]:
+        return data.train.epoch(optim["batch_size"], generator)
+
+    def step(self, net: Any, data: VisionData, batch: Any, autocast: bool, device: torch.device) -> StepResult:
+        images, labels = batch
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = net(images)
+        loss = F.cross_entropy(logits.float(), labels)
+        correct = (logits.detach().argmax(-1) == labels).sum()
+        return StepResult(loss, len(labels), {"correct": correct})
+
+    def epoch_entry(self, epoch: int, lr: float, sums: dict[str, float], examples: int) -> dict[str, Any]:
+        return {"epoch": epoch, "lr": lr, "train_loss": sums["loss"] / examples,
+                "train_top1": 100.0 * sums["correct"] / examples}
+
+    def periodic_evaluation(self, net: Any, data: VisionData, config: RunConfig, epoch: int, last: bool,
+                            options: RunOptions) -> Evaluation | None:
+        # Test is evaluated once, at the end of a final run (all the protocol reports); evaluating it every
+        # eval_every epochs, as the VPT code does, can cost more than the training. Val (grid) is cheap.
+        task = config.task
+        assert isinstance(task, TaskSpec)
+        if not (last or (config.stage == "grid" and (epoch + 1) % task.protocol.eval_every == 0)):
+            return None
+        top1, predictions = evaluate(net, data.eval, task.protocol.eval_batch_size, options)
+        data.last_eval = (epoch, top1, predictions)
+        return Evaluation({f"{config.eval_split}_top1": top1}, top1)
+
+    def final_evaluation(self, net: Any, data: VisionData, config: RunConfig, run_dir: Path, options: RunOptions,
+                         chosen_epoch: int) -> dict[str, Any]:
+        task = config.task
+        assert data.last_eval is not None and data.last_eval[0] == chosen_epoch  # the last epoch was evaluated
+        _, top1, predictions = data.last_eval
+        write_predictions(run_dir / PREDICTIONS, predictions)
+        return {"split": config.eval_split, "metric": task.metric, "epoch": chosen_epoch, "top1": top1}
+
+    def failed_metrics(self, config: RunConfig) -> dict[str, Any]:
+        return {"split": config.eval_split, "metric": config.task.metric, "epoch": config.optim["epochs"] - 1,
+                "top1": None}
+
+    def throughput(self, sums: dict[str, float], train_seconds: float, examples: int) -> dict[str, Any]:
+        return {"train_images_per_s": examples / train_seconds if train_seconds else None}
+
+
+@torch.no_grad()
+def evaluate(model: Any, batches: Batches, batch_size: int, options: RunOptions
+             ) -> tuple[float, dict[str, np.ndarray]]:
+    """Top-1 over a split in list order, with every prediction (index, label, pred)."""
+    device, autocast = options.torch_device(), options.precision == "bf16"
+    model.eval()
+    preds, labels, indices = [], [], []
+    for index, images, target in batches.in_order(batch_size):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(images)
+        preds.append(logits.argmax(-1).cpu())
+        labels.append(target.cpu())
+        indices.append(index)
+    pred, label = torch.cat(preds).numpy(), torch.cat(labels).numpy()
+    top1 = 100.0 * float((pred == label).mean())
+    return top1, {"index": torch.cat(indices).numpy(), "label": label, "pred": pred}
+
+
+def write_predictions(path: Path, predictions: dict[str, np.ndarray]) -> None:
+    buffer = io.BytesIO()
+    arrays: dict[str, Any] = {k: v.astype(np.int32) for k, v in predictions.items()}
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
