@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from bench import registry
-from bench.backbones.language import BartBackbone, GPT2Backbone
+from bench.backbones.bart import BartBackbone
+from bench.backbones.gpt2 import GPT2Backbone
 from bench.errors import BenchError
 from bench.spec import LanguageBackboneSpec
 
@@ -76,7 +77,7 @@ def test_empty_prefix_is_the_frozen_model() -> None:
         inputs = {"input_ids": ids} if isinstance(backbone, GPT2Backbone) else {"input_ids": ids,
                                                                                   "decoder_input_ids": ids[:, :3]}
         plain = backbone(**inputs).logits
-        backbone.set_prefix_provider(lambda layer, batch: None)
+        backbone.set_prefix_provider(lambda layer, batch: None, positions=0)
         torch.testing.assert_close(backbone(**inputs).logits, plain)
 
 

@@ -1,15 +1,17 @@
-"""Backbones behind one small interface, so that a method never knows which network it runs on."""
+"""Backbones behind one small interface (base.py), found by kind (registry.py), so a method never knows which
+network it runs on."""
 
-from bench.backbones.base import Backbone, PrefixKV, PrefixProvider, QKVDelta, TokenHook
-from bench.spec import BackboneSpec
+from bench.backbones.base import (
+    Backbone,
+    InputTokens,
+    MLPHook,
+    PrefixKV,
+    PrefixProvider,
+    QKVDelta,
+    QKVHook,
+    TokenHook,
+)
+from bench.backbones.registry import backbone_class, backbone_skeleton, build_backbone, register_backbone
 
-__all__ = ["Backbone", "PrefixKV", "PrefixProvider", "QKVDelta", "TokenHook", "build_backbone"]
-
-
-def build_backbone(spec: BackboneSpec) -> Backbone:
-    """Build the backbone a task spec names (the ViT adapter imports timm lazily)."""
-    from bench.backbones.vit import build_vit
-
-    if spec.kind == "vit":
-        return build_vit(spec)
-    raise ValueError(f"unknown backbone kind {spec.kind!r}")
+__all__ = ["Backbone", "InputTokens", "MLPHook", "PrefixKV", "PrefixProvider", "QKVDelta", "QKVHook", "TokenHook",
+           "backbone_class", "backbone_skeleton", "build_backbone", "register_backbone"]
