@@ -282,3 +282,28 @@ def test_mlp_hook_counts_blocks_not_attention_layers() -> None:
     backbone.set_mlp_hook(lambda block, hidden: blocks.append(block) or hidden)
     run(backbone)
     assert sorted(set(blocks)) == list(range(backbone.num_blocks)) == [0, 1, 2, 3]
+
+
+def test_the_docs_example_method_runs_on_every_family(tmp_path: Any) -> None:
+    """docs/methods.md's example, taken verbatim: loads with --methods-dir and is the identity at init."""
+    import re
+    from pathlib import Path
+
+    from bench.method import METHODS
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "methods.md").read_text()
+    match = re.search(r"```python\n(# my_methods/scaled_values\.py\n.*?)```", text, re.S)
+    assert match, "docs/methods.md lost its example"
+    (tmp_path / "scaled_values.py").write_text(match.group(1))
+    try:
+        cls = registry.load_methods((tmp_path,))["scaled_values"]
+        for family in FAMILIES:
+            backbone = tiny(family)
+            frozen = run(backbone)
+            module = cls().attach(backbone)
+            torch.testing.assert_close(run(backbone), frozen, atol=0, rtol=0)
+            with torch.no_grad():
+                module.scales.mul_(2.0)
+            assert (run(backbone) - frozen).abs().max() > 1e-4
+    finally:
+        METHODS.pop("scaled_values", None)
