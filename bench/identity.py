@@ -10,6 +10,7 @@ local (cached per file size and modification time), else by hub name and revisio
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import inspect
 import json
@@ -113,7 +114,5 @@ def _digests() -> dict[str, str]:
 def _save_digests(known: dict[str, str]) -> None:
     from bench.store import atomic_write_json
 
-    try:
+    with contextlib.suppress(OSError):  # a read-only cache only costs hashing again
         atomic_write_json(default_cache_dir() / "digests.json", known)
-    except OSError:
-        pass  # a read-only cache only costs hashing again

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -32,11 +32,15 @@ class MethodHParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Method(ABC):
-    """One PEFT method. Subclasses set the class attributes and implement `attach`.
+H = TypeVar("H", bound=MethodHParams)
+
+
+class Method(ABC, Generic[H]):
+    """One PEFT method, generic over its hyper-parameter class: `class LoRA(Method[LoRAHParams])` types
+    `self.hp` as LoRAHParams. Subclasses set the class attributes and implement `attach`.
 
     Class attributes:
-      HParams          the method's hyper-parameters (a MethodHParams subclass)
+      HParams          the method's hyper-parameters (the MethodHParams subclass named in Method[...])
       optimizer        'sgd' or 'adamw'; None means the task protocol's optimizer
       grid             default search grid (base_lr, weight_decay and/or HParams fields); None = protocol's
       warmup_epochs    None = protocol's
@@ -56,8 +60,11 @@ class Method(ABC):
     modalities: ClassVar[tuple[str, ...]] = ("vision", "language")  # `--method all` skips the others
     source: ClassVar[str] = ""  # file or entry point the method came from, for messages
 
-    def __init__(self, hparams: MethodHParams | None = None) -> None:
-        self.hp = hparams if hparams is not None else self.HParams()
+    def __init__(self, hparams: H | MethodHParams | None = None) -> None:
+        value = hparams if hparams is not None else self.HParams()
+        if not isinstance(value, self.HParams):
+            raise TypeError(f"method '{self.name}' takes {self.HParams.__name__}, not {type(value).__name__}")
+        self.hp: H = cast(H, value)
 
     @abstractmethod
     def attach(self, backbone: Backbone) -> nn.Module:
@@ -87,10 +94,10 @@ class Method(ABC):
             ) from None
 
 
-M = TypeVar("M", bound=type[Method])
+M = TypeVar("M", bound=type[Method[Any]])
 
 # Filled as method files are imported (bench.registry imports them); name -> class.
-METHODS: dict[str, type[Method]] = {}
+METHODS: dict[str, type[Method[Any]]] = {}
 
 
 def register_method(name: str) -> Callable[[M], M]:

@@ -1,14 +1,20 @@
-"""Parameter counts of methods on a task's backbone, built on the meta device (no weights, no memory)."""
+"""Parameter counts of methods on a task's backbone, built on the meta device (no weights, no memory).
+
+Counts are what a run records: trained (the method's trainable parameters, head excluded), stored (what is
+kept for inference), the classification head (vision tasks) and the frozen backbone.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from bench.errors import BenchError
 from bench.method import Method
-from bench.spec import AnyTaskSpec, TextTaskSpec
+from bench.spec import AnyTaskSpec
 
 
 @dataclass(frozen=True)
@@ -24,45 +30,64 @@ class ParamCount:
         return 100.0 * self.trained / self.backbone
 
 
-def count_parameters(task: AnyTaskSpec, method_cls: type[Method], hparams: Mapping[str, object] | None = None
+@dataclass(frozen=True)
+class NotApplicable:
+    method: str
+    reason: str  # one sentence, for listings
+
+
+@dataclass(frozen=True)
+class TaskParamCounts:
+    """Every method's counts on one task, and the methods that do not apply to it (with the reason)."""
+
+    task: str
+    modality: str
+    counts: list[ParamCount]
+    not_applicable: list[NotApplicable]
+
+
+def count_parameters(task: AnyTaskSpec, method_cls: type[Method[Any]], hparams: Mapping[str, object] | None = None
                      ) -> ParamCount:
-    from bench.backbones.vit import build_vit
-    from bench.train.model import PeftModel
+    """One method with the given hyper-parameters (defaults for the rest) on the task's backbone."""
+    from bench.backbones import backbone_skeleton
 
-    if isinstance(task, TextTaskSpec):
-        return _count_language(task, method_cls, hparams)
-
-    spec = task.backbone.model_copy(update={"pretrained": False, "weights": None})
+    backbone = backbone_skeleton(task.backbone)
+    for parameter in backbone.parameters():
+        parameter.requires_grad_(False)
+    backbone_params = backbone.backbone_parameter_count()  # before the method adds anything
+    method = method_cls(method_cls.parse_hparams(dict(hparams or {})))
     with torch.device("meta"):
-        backbone = build_vit(spec)
-        method = method_cls(method_cls.parse_hparams(dict(hparams or {})))
-        model = PeftModel(backbone, method, task.data.num_classes)
-    head = model.head_parameter_count
-    return ParamCount(method_cls.name, model.method_trainable, model.method_stored, head, model.backbone_params)
+        attached = method.attach(backbone)
+    trained = sum(p.numel() for p in attached.parameters() if p.requires_grad)
+    classes: int = getattr(task.data, "num_classes", 0)  # vision: a linear head; language: the model's own head
+    head = (backbone.hidden_size + 1) * classes if classes else 0
+    return ParamCount(method_cls.name, trained, method.stored_parameter_count(attached), head, backbone_params)
 
 
-def _count_language(task: TextTaskSpec, method_cls: type[Method], hparams: Mapping[str, object] | None
-                    ) -> ParamCount:
-    """The language backbone from its config alone (a local folder, or the hub cache), on the meta device."""
-    from transformers import AutoConfig, BartForConditionalGeneration, GPT2LMHeadModel
+def task_modality(task: AnyTaskSpec) -> str:
+    """"vision" or "language": the modality of the task's backbone kind."""
+    from bench.backbones import backbone_class
 
-    from bench.backbones.language import BartBackbone, GPT2Backbone, resolve_model_path
-    from bench.errors import BenchError
-    from bench.train.model import PeftModel as LanguagePeftModel
+    return backbone_class(task.backbone.kind).modality
 
-    spec = task.backbone
-    try:
-        config = AutoConfig.from_pretrained(resolve_model_path(spec.model), revision=spec.revision,
-                                            **spec.config_overrides)
-    except OSError as exc:
-        raise BenchError(f"cannot read the config of '{spec.model}' to count parameters: "
-                         f"{str(exc).splitlines()[0]}", field="backbone.model",
-                         hint="Counting needs only config.json: a local folder or the Hugging Face cache.") from exc
-    with torch.device("meta"):
-        if spec.kind == "gpt2":
-            backbone: GPT2Backbone | BartBackbone = GPT2Backbone(GPT2LMHeadModel(config), None, spec)
-        else:
-            backbone = BartBackbone(BartForConditionalGeneration(config), None, spec)
-        method = method_cls(method_cls.parse_hparams(dict(hparams or {})))
-        model = LanguagePeftModel(backbone, method)
-    return ParamCount(method_cls.name, model.method_trainable, model.method_stored, 0, model.backbone_params)
+
+def method_parameter_counts(task: AnyTaskSpec, methods: Mapping[str, type[Method[Any]]]) -> TaskParamCounts:
+    """Counts of every method that applies to the task's modality, with the task's fixed hyper-parameters
+    (`protocol.methods.<name>.hparams`), in name order; the others are listed with the reason."""
+    from bench.backbones import backbone_skeleton
+
+    modality = task_modality(task)
+    backbone_skeleton(task.backbone)  # a missing config is the task's problem, not a method's: raise it here
+    counts: list[ParamCount] = []
+    skipped: list[NotApplicable] = []
+    for name, cls in sorted(methods.items()):
+        if modality not in cls.modalities:
+            skipped.append(NotApplicable(name, f"a {' / '.join(cls.modalities)} method; {task.name} is a "
+                                               f"{modality} task"))
+            continue
+        fixed = task.protocol.methods[name].hparams if name in task.protocol.methods else {}
+        try:
+            counts.append(count_parameters(task, cls, fixed))
+        except BenchError as exc:  # the method refuses this backbone (e.g. a hyper-parameter it cannot honour)
+            skipped.append(NotApplicable(name, exc.message))
+    return TaskParamCounts(task.name, modality, counts, skipped)

@@ -75,7 +75,8 @@ def problems(root: Path, run_dir: Path, record: Any, deep: bool = False) -> list
 
 def file_problems(run_dir: Path, record: dict[str, Any]) -> list[str]:
     """Result files against the checksums in the record, and a vision top-1 against its predictions."""
-    from bench.store import PREDICTIONS, _sha256 as file_sha256
+    from bench.store import PREDICTIONS
+    from bench.store import _sha256 as file_sha256
 
     found = []
     for name, digest in record.get("files", {}).items():

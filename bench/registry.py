@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+import types
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
@@ -139,13 +140,24 @@ def _load_builtin_methods() -> None:
 
 @cache
 def _load_method_folder(folder: Path) -> None:
+    """Import every method file of a folder (names starting with '_' are helpers, imported only on demand).
+
+    The folder becomes a package of its own (`bench_methods_<hash>`), so method files import their helpers
+    relatively: `from ._shared import scale` or `from .helpers import scale`, never through sys.path.
+    """
     if not folder.is_dir():
         raise BenchError(f"methods folder {folder} does not exist.", hint="Pass an existing folder to --methods-dir.")
-    tag = hashlib.sha1(str(folder).encode()).hexdigest()[:8]
+    package = f"bench_methods_{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}"
+    if package not in sys.modules:
+        module = types.ModuleType(package, f"method plug-ins from {folder}")
+        module.__path__ = [str(folder)]
+        sys.modules[package] = module
     for path in sorted(folder.glob("*.py")):
         if path.name.startswith("_"):
             continue
-        _import_file(path, f"bench_methods_{tag}.{path.stem}")
+        name = f"{package}.{path.stem}"
+        if name not in sys.modules:  # a helper another method file already imported
+            _import_file(path, name)
 
 
 def _import_file(path: Path, module_name: str) -> None:
@@ -161,12 +173,14 @@ def _import_file(path: Path, module_name: str) -> None:
         raise
     except Exception as exc:
         del sys.modules[module_name]
-        raise BenchError(
-            f"importing the method file failed: {type(exc).__name__}: {exc}", file=path,
-            hint="Fix the error in that file (it is imported to register its methods).",
-        ) from exc
-    for name in set(METHODS) - before:
-        METHODS[name].source = str(path)
+        hint = "Fix the error in that file (it is imported to register its methods)."
+        if isinstance(exc, ModuleNotFoundError) and exc.name and (path.parent / f"{exc.name}.py").is_file():
+            hint += f" A helper beside it is imported relatively: `from .{exc.name} import ...`."
+        raise BenchError(f"importing the method file failed: {type(exc).__name__}: {exc}", file=path,
+                         hint=hint) from exc
+    for name in set(METHODS) - before:  # a method file imported as another's helper registers from its own file
+        defined_in = sys.modules.get(METHODS[name].__module__)
+        METHODS[name].source = getattr(defined_in, "__file__", None) or str(path)
 
 
 @cache

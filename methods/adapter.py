@@ -32,7 +32,7 @@ class AdapterHParams(MethodHParams):
 
 
 @register_method("adapter")
-class Adapter(Method):
+class Adapter(Method[AdapterHParams]):
     """A residual bottleneck MLP after every layer (AdamW)."""
 
     HParams = AdapterHParams
@@ -40,8 +40,6 @@ class Adapter(Method):
     grid = ADAMW_GRID
 
     def attach(self, backbone: Backbone) -> nn.Module:
-        hp = self.hp
-        assert isinstance(hp, AdapterHParams)
-        module = Bottlenecks(backbone, hp.bottleneck)
+        module = Bottlenecks(backbone, self.hp.bottleneck)
         backbone.set_layer_output_hook(module)
         return module

@@ -5,11 +5,11 @@ from __future__ import annotations
 from torch import nn
 
 from bench.backbones import Backbone
-from bench.method import ADAMW_GRID, Method, register_method
+from bench.method import ADAMW_GRID, Method, MethodHParams, register_method
 
 
 @register_method("bitfit")
-class BitFit(Method):
+class BitFit(Method[MethodHParams]):
     """Every bias of the backbone is trained; the backbone stays in eval mode."""
 
     optimizer = "adamw"

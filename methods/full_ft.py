@@ -3,11 +3,11 @@
 from torch import nn
 
 from bench.backbones import Backbone
-from bench.method import ADAMW_GRID, Method, register_method
+from bench.method import ADAMW_GRID, Method, MethodHParams, register_method
 
 
 @register_method("full_ft")
-class FullFineTuning(Method):
+class FullFineTuning(Method[MethodHParams]):
     """All backbone parameters plus the head; the backbone runs in train mode, so its dropout is active.
 
     Defaults follow VPT's configs/finetune (base-finetune.yaml): AdamW, 5 warm-up epochs, base lr grid

@@ -3,11 +3,11 @@
 from torch import nn
 
 from bench.backbones import Backbone
-from bench.method import Method, register_method
+from bench.method import Method, MethodHParams, register_method
 
 
 @register_method("linear")
-class Linear(Method):
+class Linear(Method[MethodHParams]):
     """Only the classification head is trained (VPT's TRANSFER_TYPE='linear'); SGD, the protocol's grid.
     The runner computes the frozen features once per task and split and trains the head on them."""
 

@@ -40,7 +40,7 @@ class LoRAHParams(MethodHParams):
 
 
 @register_method("lora")
-class LoRA(Method):
+class LoRA(Method[LoRAHParams]):
     """Low-rank updates of the frozen query and value projections in every layer (AdamW)."""
 
     HParams = LoRAHParams
@@ -49,7 +49,6 @@ class LoRA(Method):
 
     def attach(self, backbone: Backbone) -> nn.Module:
         hp = self.hp
-        assert isinstance(hp, LoRAHParams)
         module = LowRankQV(backbone, hp.rank, hp.alpha, hp.dropout)
         backbone.set_qkv_delta(module)
         return module

@@ -6,87 +6,94 @@
 - deep_share:   one vector p'_i per position feeds a per-layer MLP (hidden 48, tanh) whose output gives the
                 key (even coordinates) and the value (odd coordinates); at inference the keys/values are
                 computed once and cached, so the MLP is trained but not stored.
-"Shallow" variants put the prefix in the first layer only. Defaults are the CUB scripts of the paper.
+"Shallow" variants put the prefix in the first layer of each attention stack only (ViT, GPT-2: layer 0; BART:
+the first encoder self-, decoder self- and decoder cross-attention). Defaults are the CUB scripts of the paper.
+Initialisation follows the reference code of the modality (bench.prompting.reference_init); on language
+backbones Deep-share is Li & Liang's reparameterisation, one table and one MLP per attention stack.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
 import torch
 from torch import nn
 
 from bench.backbones import Backbone, PrefixKV
 from bench.method import Method, MethodHParams, register_method
-from bench.prompting import batch_dropout
+from bench.prompting import batch_dropout, reference_init
 
 
-class NoSharePrefix(nn.Module):
+class _LayerTable(nn.Module):
+    """Base of the per-layer prefixes: row i of each table belongs to the i-th prefixed layer."""
+
+    def __init__(self, layers: list[int], positions: int) -> None:
+        super().__init__()
+        self.rows = {layer: row for row, layer in enumerate(layers)}
+        self.num_positions = positions
+
+    def positions(self, layer: int) -> int:
+        return self.num_positions if layer in self.rows else 0
+
+
+class NoSharePrefix(_LayerTable):
     """Learned key and value tables, (layers, E, hidden) each, concatenated after projection."""
 
-    def __init__(self, backbone: Backbone, positions: int, layers: int, dropout: float) -> None:
-        super().__init__()
-        shape = (layers, positions, backbone.hidden_size)
-        self.keys = backbone.new_prefix_parameter(shape)
-        self.values = backbone.new_prefix_parameter(shape)
+    def __init__(self, backbone: Backbone, positions: int, layers: list[int], dropout: float) -> None:
+        super().__init__(layers, positions)
+        shape = (len(layers), positions, backbone.hidden_size)
+        self.keys = reference_init(backbone, shape)
+        self.values = reference_init(backbone, shape)
         self.dropout = nn.Dropout(dropout)
         self.split_heads = backbone.split_heads
 
-    def positions(self, layer: int) -> int:
-        return self.keys.shape[1] if layer < self.keys.shape[0] else 0
-
     def forward(self, layer: int, batch: int) -> PrefixKV | None:
-        if layer >= self.keys.shape[0]:
+        if layer not in self.rows:
             return None
-        keys = batch_dropout(self.keys[layer], batch, self.dropout)
-        values = batch_dropout(self.values[layer], batch, self.dropout)
+        keys = batch_dropout(self.keys[self.rows[layer]], batch, self.dropout)
+        values = batch_dropout(self.values[self.rows[layer]], batch, self.dropout)
         return self.split_heads(keys), self.split_heads(values)
 
 
-class SimpleSharePrefix(nn.Module):
+class SimpleSharePrefix(_LayerTable):
     """Prompts (layers, N, hidden) through each layer's frozen LayerNorm + W_K / W_V (with bias)."""
 
-    def __init__(self, backbone: Backbone, prompts: int, layers: int, dropout: float) -> None:
-        super().__init__()
-        self.prompts = backbone.new_prefix_parameter((layers, prompts, backbone.hidden_size))
+    def __init__(self, backbone: Backbone, prompts: int, layers: list[int], dropout: float) -> None:
+        super().__init__(layers, prompts)
+        self.prompts = reference_init(backbone, (len(layers), prompts, backbone.hidden_size))
         self.dropout = nn.Dropout(dropout)
         self.project_kv = backbone.project_kv  # a bound method: the backbone is not registered twice
 
-    def positions(self, layer: int) -> int:
-        return self.prompts.shape[1] if layer < self.prompts.shape[0] else 0
-
     def forward(self, layer: int, batch: int) -> PrefixKV | None:
-        if layer >= self.prompts.shape[0]:
+        if layer not in self.rows:
             return None
-        return self.project_kv(layer, batch_dropout(self.prompts[layer], batch, self.dropout))
+        return self.project_kv(layer, batch_dropout(self.prompts[self.rows[layer]], batch, self.dropout))
 
 
-class DeepSharePrefix(nn.Module):
+class DeepSharePrefix(_LayerTable):
     """p' (layers, E, hidden) -> per-layer MLP -> (E, 2·hidden); key = even, value = odd coordinates."""
 
-    def __init__(self, backbone: Backbone, positions: int, layers: int, dropout: float, mlp_hidden: int,
+    def __init__(self, backbone: Backbone, positions: int, layers: list[int], dropout: float, mlp_hidden: int,
                  share_type: str) -> None:
-        super().__init__()
+        super().__init__(layers, positions)
         hidden = backbone.hidden_size
-        self.table = backbone.new_prefix_parameter((layers, positions, hidden))
+        self.table = reference_init(backbone, (len(layers), positions, hidden))
         if share_type == "non-linear":
             self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(hidden, mlp_hidden), nn.Tanh(),
-                                                    nn.Linear(mlp_hidden, 2 * hidden)) for _ in range(layers))
+                                                    nn.Linear(mlp_hidden, 2 * hidden)) for _ in layers)
         else:
-            self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.Tanh()) for _ in range(layers))
+            self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.Tanh()) for _ in layers)
         self.dropout = nn.Dropout(dropout)
         self.split_heads = backbone.split_heads
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def positions(self, layer: int) -> int:
-        return self.table.shape[1] if layer < self.table.shape[0] else 0
 
     def materialised_size(self) -> int:
         return 2 * self.table.numel()
 
     def key_value(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The generated (E, hidden) key and value of one layer, before dropout."""
-        out = self.mlps[layer](self.table[layer])
+        row = self.rows[layer]
+        out = self.mlps[row](self.table[row])
         pairs = out.unflatten(-1, (-1, 2))  # (E, hidden, 2): coordinate 2j -> key j, 2j+1 -> value j
         return pairs[..., 0], pairs[..., 1]
 
@@ -95,7 +102,7 @@ class DeepSharePrefix(nn.Module):
         return super().train(mode)
 
     def forward(self, layer: int, batch: int) -> PrefixKV | None:
-        if layer >= self.table.shape[0]:
+        if layer not in self.rows:
             return None
         if self.training:
             keys, values = self.key_value(layer)
@@ -119,7 +126,7 @@ class StackDeepSharePrefix(nn.Module):
         super().__init__()
         hidden = backbone.hidden_size
         self.stacks = stacks
-        self.tables = nn.ParameterList(backbone.new_prefix_parameter((positions, hidden)) for _ in stacks)
+        self.tables = nn.ParameterList(reference_init(backbone, (positions, hidden)) for _ in stacks)
         if share_type == "non-linear":
             self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(hidden, mlp_hidden), nn.Tanh(),
                                                     nn.Linear(mlp_hidden, len(s) * 2 * hidden)) for s in stacks)
@@ -131,7 +138,7 @@ class StackDeepSharePrefix(nn.Module):
         self._outputs: dict[int, torch.Tensor] = {}  # stack -> (E, layers, 2, hidden) of the current forward
 
     def positions(self, layer: int) -> int:
-        return self.tables[0].shape[0]
+        return self.tables[0].shape[0] if any(layer in s for s in self.stacks) else 0
 
     def materialised_size(self) -> int:
         return sum(2 * len(s) * t.numel() for s, t in zip(self.stacks, self.tables, strict=True))
@@ -145,7 +152,9 @@ class StackDeepSharePrefix(nn.Module):
         return super().train(mode)
 
     def forward(self, layer: int, batch: int) -> PrefixKV | None:
-        stack = next(i for i, s in enumerate(self.stacks) if layer in s)
+        stack = next((i for i, s in enumerate(self.stacks) if layer in s), None)
+        if stack is None:  # a shallow prefix: not a stack's first layer
+            return None
         first = self.stacks[stack].start
         if self.training and layer == first:  # one MLP pass per forward, at the stack's first layer
             self._outputs[stack] = self.generate(stack)
@@ -177,28 +186,36 @@ class SimpleShareHParams(MethodHParams):
     dropout: float = 0.1
 
 
-class _PrefixMethod(Method):
+def prefixed_layers(backbone: Backbone, deep: bool) -> list[int]:
+    """Every layer (deep), or the first layer of each attention stack (shallow)."""
+    return list(range(backbone.num_layers)) if deep else [stack.start for stack in backbone.stacks()]
+
+
+H = TypeVar("H", bound=MethodHParams)
+
+
+class _PrefixMethod(Method[H]):
     deep: ClassVar[bool] = True
 
-    def layers(self, backbone: Backbone) -> int:
-        return backbone.num_layers if self.deep else 1
+    def layers(self, backbone: Backbone) -> list[int]:
+        return prefixed_layers(backbone, self.deep)
 
 
 @register_method("no_share")
-class NoShare(_PrefixMethod):
+class NoShare(_PrefixMethod[PrefixHParams]):
     """Prefix tuning without sharing: independent key and value vectors in every layer."""
 
-    HParams = NoShareHParams
+    HParams = NoShareHParams  # the shallow variant's have no init_text
 
     def attach(self, backbone: Backbone) -> nn.Module:
         hp = self.hp
-        assert isinstance(hp, PrefixHParams)
         init_text = getattr(hp, "init_text", None)
         if init_text:
             # Li & Liang's --init_shallow_word: the tables start as the frozen model's own keys/values for the
             # text, and the prefix has as many positions as the text has tokens (num_tokens is ignored).
             layers = self.layers(backbone)
-            keys, values = zip(*backbone.text_kv(init_text)[:layers], strict=True)
+            text_kv = backbone.text_kv(init_text)
+            keys, values = zip(*[text_kv[layer] for layer in layers], strict=True)
             module = NoSharePrefix(backbone, keys[0].shape[0], layers, hp.dropout)
             with torch.no_grad():
                 module.keys.copy_(torch.stack([k.flatten(-2) for k in keys]))
@@ -210,30 +227,28 @@ class NoShare(_PrefixMethod):
 
 
 @register_method("simple_share")
-class SimpleShare(_PrefixMethod):
+class SimpleShare(_PrefixMethod[SimpleShareHParams]):
     """One prompt gives key and value through the frozen W_K / W_V, in every layer."""
 
     HParams = SimpleShareHParams
 
     def attach(self, backbone: Backbone) -> nn.Module:
         hp = self.hp
-        assert isinstance(hp, SimpleShareHParams)
         module = SimpleSharePrefix(backbone, hp.num_tokens, self.layers(backbone), hp.dropout)
         backbone.set_prefix_provider(module)
         return module
 
 
 @register_method("deep_share")
-class DeepShare(_PrefixMethod):
+class DeepShare(_PrefixMethod[DeepShareHParams]):
     """Key and value generated from one shared vector by a per-layer MLP, in every layer."""
 
     HParams = DeepShareHParams
 
     def attach(self, backbone: Backbone) -> nn.Module:
         hp = self.hp
-        assert isinstance(hp, DeepShareHParams)
         module: DeepSharePrefix | StackDeepSharePrefix
-        if backbone.prefix_mlp_scope == "stack":
+        if backbone.modality == "language":  # the language reference code: one table + one MLP per stack
             stacks = backbone.stacks() if self.deep else [range(s.start, s.start + 1) for s in backbone.stacks()]
             module = StackDeepSharePrefix(backbone, hp.num_tokens // 2, stacks, hp.dropout, hp.mlp_hidden,
                                           hp.share_type)
@@ -266,7 +281,7 @@ class ShallowSimpleShareHParams(SimpleShareHParams):
 
 @register_method("no_share_shallow")
 class NoShareShallow(NoShare):
-    """No-share prefix in the first layer only."""
+    """No-share prefix in the first layer (of each attention stack) only."""
 
     HParams = ShallowPrefixHParams
     deep = False
@@ -274,7 +289,7 @@ class NoShareShallow(NoShare):
 
 @register_method("simple_share_shallow")
 class SimpleShareShallow(SimpleShare):
-    """Simple-share prompts in the first layer only (not VPT-shallow: nothing propagates as tokens)."""
+    """Simple-share prompts in the first layer (of each stack) only (not VPT-shallow: nothing propagates as tokens)."""
 
     HParams = ShallowSimpleShareHParams
     deep = False
@@ -282,7 +297,7 @@ class SimpleShareShallow(SimpleShare):
 
 @register_method("deep_share_shallow")
 class DeepShareShallow(DeepShare):
-    """Deep-share prefix in the first layer only (one MLP)."""
+    """Deep-share prefix in the first layer (of each attention stack) only."""
 
     HParams = ShallowDeepShareHParams
     deep = False

@@ -10,7 +10,7 @@ from torch import nn
 
 from bench.backbones import Backbone
 from bench.method import Method, MethodHParams, register_method
-from bench.prompting import batch_dropout, uniform_parameter
+from bench.prompting import batch_dropout, prompt_init_bound, uniform_parameter
 
 
 class PromptTokens(nn.Module):
@@ -19,7 +19,7 @@ class PromptTokens(nn.Module):
     def __init__(self, backbone: Backbone, num_tokens: int, deep: bool, dropout: float) -> None:
         super().__init__()
         layers = backbone.num_layers if deep else 1
-        self.prompts = uniform_parameter((layers, num_tokens, backbone.hidden_size), backbone.prompt_init_bound)
+        self.prompts = uniform_parameter((layers, num_tokens, backbone.hidden_size), prompt_init_bound(backbone))
         self.dropout = nn.Dropout(dropout)
         self.start = backbone.num_prefix_tokens  # prompts go after CLS, before the patches
         self.num_tokens = num_tokens
@@ -40,7 +40,7 @@ class VPTHParams(MethodHParams):
 
 
 @register_method("vpt_deep")
-class VPTDeep(Method):
+class VPTDeep(Method[VPTHParams]):
     """VPT-deep: prompt tokens at the input and new ones before every layer (prompt dropout 0.1)."""
 
     HParams = VPTHParams
@@ -49,7 +49,6 @@ class VPTDeep(Method):
 
     def attach(self, backbone: Backbone) -> nn.Module:
         hp = self.hp
-        assert isinstance(hp, VPTHParams)
         module = PromptTokens(backbone, hp.num_tokens, self.deep, hp.dropout)
         backbone.set_token_hook(module)
         return module

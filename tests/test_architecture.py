@@ -9,7 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "bench"
 # Only these may know vision from language (DESIGN: one loop, the differences behind bench.train.modality).
-KIND_AWARE = {"bench.train.vision", "bench.train.text", "bench.spec"}
+# bench.prompting holds the prompt/prefix methods' helpers, which initialise as each family's reference code does.
+KIND_AWARE = {"bench.train.vision", "bench.train.text", "bench.spec", "bench.prompting"}
 
 
 def module_name(path: Path) -> str:

@@ -41,7 +41,7 @@ def test_prefix_attention_matches_naive_softmax() -> None:
     backbone = tiny()
     images = torch.randn(2, 3, 16, 16)
     prefixes = {i: (torch.randn(5, 4, 8), torch.randn(5, 4, 8)) for i in range(3)}
-    backbone.set_prefix_provider(lambda layer, batch: prefixes[layer])
+    backbone.set_prefix_provider(lambda layer, batch: prefixes[layer], positions=5)
     got = backbone(images)
     x = backbone.embed(images)
     for i, block in enumerate(backbone.vit.blocks):
@@ -54,7 +54,8 @@ def test_prefix_gets_gradients_and_per_example_prefixes_work() -> None:
     backbone = tiny()
     keys = torch.randn(2, 3, 4, 8, requires_grad=True)  # (batch, P, heads, head_dim)
     values = torch.randn(3, 4, 8, requires_grad=True)
-    backbone.set_prefix_provider(lambda layer, batch: (keys, values.expand(batch, -1, -1, -1)) if layer == 1 else None)
+    backbone.set_prefix_provider(lambda layer, batch: (keys, values.expand(batch, -1, -1, -1)) if layer == 1 else None,
+                                 positions=3)
     (backbone(torch.randn(2, 3, 16, 16)) * torch.randn(2, 32)).sum().backward()  # LayerNorm output sums to a constant
     assert keys.grad is not None and keys.grad.abs().sum() > 0
     assert values.grad is not None and values.grad.abs().sum() > 0
@@ -65,7 +66,7 @@ def test_no_prefix_equals_frozen_timm_model() -> None:
     images = torch.randn(3, 3, 16, 16)
     expected = backbone.vit.forward_features(images)[:, 0]
     torch.testing.assert_close(backbone(images), expected, atol=0, rtol=0)
-    backbone.set_prefix_provider(lambda layer, batch: None)
+    backbone.set_prefix_provider(lambda layer, batch: None, positions=0)
     torch.testing.assert_close(backbone(images), expected, atol=0, rtol=0)
 
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from bench import registry
-from bench.backbones.language import BartBackbone, GPT2Backbone
+from bench.backbones.bart import BartBackbone
+from bench.backbones.gpt2 import GPT2Backbone
 from bench.errors import BenchError
 from bench.spec import LanguageBackboneSpec
 
@@ -76,7 +77,7 @@ def test_empty_prefix_is_the_frozen_model() -> None:
         inputs = {"input_ids": ids} if isinstance(backbone, GPT2Backbone) else {"input_ids": ids,
                                                                                   "decoder_input_ids": ids[:, :3]}
         plain = backbone(**inputs).logits
-        backbone.set_prefix_provider(lambda layer, batch: None)
+        backbone.set_prefix_provider(lambda layer, batch: None, positions=0)
         torch.testing.assert_close(backbone(**inputs).logits, plain)
 
 
@@ -142,7 +143,7 @@ def test_language_deep_share_layout_is_k0_v0_k1_v1() -> None:
 @pytest.mark.parametrize("name", ["no_share", "simple_share", "deep_share", "lora", "adapter", "bitfit", "full_ft"])
 @pytest.mark.parametrize("family", ["gpt2", "bart"])
 def test_every_text_method_trains_on_both_families(name: str, family: str) -> None:
-    from bench.train.language_model import LanguagePeftModel
+    from bench.train.model import PeftModel as LanguagePeftModel
 
     torch.manual_seed(0)
     backbone = tiny_gpt2() if family == "gpt2" else tiny_bart()

@@ -13,8 +13,8 @@ from bench.backbones.vit import build_vit
 from bench.spec import BackboneSpec, DataSpec, ImageSpec, TaskSpec
 from bench.train.model import PeftModel
 
-ALL = ["adapter", "bitfit", "deep_share", "deep_share_shallow", "full_ft", "linear", "lora", "no_share",
-       "no_share_shallow", "simple_share", "simple_share_shallow", "vpt_deep", "vpt_shallow"]
+ALL = ["adapter", "bitfit", "deep_share", "deep_share_shallow", "full_ft", "ia3", "linear", "lora", "no_share",
+       "no_share_shallow", "prompt_tuning", "simple_share", "simple_share_shallow", "vpt_deep", "vpt_shallow"]
 TINY = BackboneSpec(model="vit_base_patch16_224", pretrained=False,
                     model_kwargs={"img_size": 16, "patch_size": 4, "embed_dim": 32, "depth": 3, "num_heads": 4})
 
@@ -75,14 +75,18 @@ def test_defaults_are_the_cub_scripts() -> None:
 
 
 def test_vit_b16_prompt_init_bound_is_vpts() -> None:
+    from bench.prompting import prompt_init_bound
+
     with torch.device("meta"):
         backbone = build_vit(BackboneSpec(model="vit_base_patch16_224.orig_in21k", pretrained=False))
-    assert backbone.prompt_init_bound == pytest.approx(0.0625)
+    assert prompt_init_bound(backbone) == pytest.approx(0.0625)
 
 
 def test_prompt_init_is_uniform_within_the_bound() -> None:
     model, module = attach("no_share", num_tokens=400)
-    bound = model.backbone.prompt_init_bound
+    from bench.prompting import prompt_init_bound
+
+    bound = prompt_init_bound(model.backbone)
     assert module.keys.abs().max() <= bound and module.keys.abs().max() > 0.95 * bound
     assert module.keys.mean().abs() < 0.05 * bound
 
@@ -201,3 +205,39 @@ def test_attached_modules_stay_outside_the_backbone() -> None:
         assert all(k.startswith("vit.") for k in model.backbone.state_dict())
         model.train()
         assert module.training and not model.backbone.training
+
+
+# The README's parameter table (ViT-B/16 on CUB-200, `bench list methods --params --task cub`): trained, stored.
+README_CUB_TABLE = {
+    "linear": (0, 0), "full_ft": (85_798_656, 85_798_656), "vpt_deep": (92_160, 92_160), "vpt_shallow": (7_680, 7_680),
+    "no_share": (184_320, 184_320), "simple_share": (92_160, 92_160), "deep_share": (1_438_272, 184_320),
+    "no_share_shallow": (153_600, 153_600), "deep_share_shallow": (188_976, 153_600),
+    "simple_share_shallow": (76_800, 76_800), "lora": (294_912, 294_912), "adapter": (1_189_632, 1_189_632),
+    "bitfit": (102_912, 102_912),
+}
+
+
+def test_readme_parameter_table_for_cub_still_holds() -> None:
+    from bench.params import method_parameter_counts
+
+    task = registry.load_task_by_name("cub")
+    result = method_parameter_counts(task, registry.load_methods())
+    counts = {c.method: (c.trained, c.stored) for c in result.counts}
+    assert {name: counts[name] for name in README_CUB_TABLE} == README_CUB_TABLE
+    assert counts["ia3"] == (55_296, 55_296) and counts["prompt_tuning"] == (15_360, 15_360)
+    assert {c.head for c in result.counts} == {153_800} and {c.backbone for c in result.counts} == {85_798_656}
+    assert result.modality == "vision" and result.not_applicable == []
+
+
+def test_parameter_counts_of_a_language_task_list_what_does_not_apply() -> None:
+    from bench.params import method_parameter_counts
+
+    task = registry.load_task_by_name("mini/e2e")
+    result = method_parameter_counts(task, registry.load_methods())
+    skipped = {n.method: n.reason for n in result.not_applicable}
+    assert set(skipped) == {"vpt_deep", "vpt_shallow"}
+    assert skipped["vpt_deep"] == "a vision method; mini/e2e is a language task"
+    counts = {c.method: c for c in result.counts}
+    assert counts["no_share"].trained == 4 * 5 * 2 * 64  # the task's num_tokens 10: E = 5, mini GPT-2 (4 x 64)
+    assert counts["ia3"].trained == 4 * (3 * 64 + 4 * 64) and counts["prompt_tuning"].trained == 20 * 64
+    assert {c.head for c in result.counts} == {0}

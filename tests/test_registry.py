@@ -107,3 +107,49 @@ def test_a_unique_last_name_part_finds_the_task() -> None:
     assert registry.load_task_by_name("cub").name == "fgvc/cub"
     suite, tasks = registry.resolve_tasks("orientation")
     assert suite is None and tasks[0].name == "mini/orientation"
+
+
+def test_method_files_import_helper_modules_of_their_folder(tmp_path: Path) -> None:
+    """A plug-in folder is a package: method files import helpers beside them relatively."""
+    (tmp_path / "_scales.py").write_text("FACTOR = 3\n")
+    (tmp_path / "shared.py").write_text("def biases(backbone):\n"
+                                        "    return [p for n, p in backbone.named_parameters()\n"
+                                        "            if n.endswith('.bias')]\n")
+    (tmp_path / "tripled.py").write_text(textwrap.dedent("""\
+        from torch import nn
+        from bench.method import Method, MethodHParams, register_method
+        from ._scales import FACTOR
+        from .shared import biases
+
+        class TripledHParams(MethodHParams):
+            factor: int = FACTOR
+
+        @register_method("test_tripled")
+        class Tripled(Method[TripledHParams]):
+            HParams = TripledHParams
+
+            def attach(self, backbone):
+                for p in biases(backbone):
+                    p.requires_grad_(True)
+                return backbone
+    """))
+    try:
+        methods = registry.load_methods((tmp_path,))
+        tripled = methods["test_tripled"]
+        assert tripled().hp.factor == 3 and tripled.source.endswith("tripled.py")
+    finally:
+        METHODS.pop("test_tripled", None)
+
+
+def test_an_absolute_helper_import_gets_a_hint_for_the_relative_form(tmp_path: Path) -> None:
+    (tmp_path / "_helpers.py").write_text("X = 1\n")
+    (tmp_path / "absolute.py").write_text("from _helpers import X\n")
+    with pytest.raises(BenchError, match=r"absolute\.py.*from \._helpers import"):
+        registry.load_methods((tmp_path,))
+
+
+def test_hparams_are_the_methods_own_class() -> None:
+    lora = registry.get_method("lora")
+    assert type(lora().hp).__name__ == "LoRAHParams" and lora().hp.rank == 8
+    with pytest.raises(TypeError, match="takes LoRAHParams"):
+        lora(registry.get_method("adapter").HParams())

@@ -1,18 +1,17 @@
-"""Backbones behind one small interface, so that a method never knows which network it runs on."""
+"""Backbones behind one small interface (base.py), found by kind (registry.py), so a method never knows which
+network it runs on."""
 
-from typing import Any
+from bench.backbones.base import (
+    Backbone,
+    InputTokens,
+    MLPHook,
+    PrefixKV,
+    PrefixProvider,
+    QKVDelta,
+    QKVHook,
+    TokenHook,
+)
+from bench.backbones.registry import backbone_class, backbone_skeleton, build_backbone, register_backbone
 
-from bench.backbones.base import Backbone, PrefixKV, PrefixProvider, QKVDelta, TokenHook
-
-__all__ = ["Backbone", "PrefixKV", "PrefixProvider", "QKVDelta", "TokenHook", "build_backbone"]
-
-
-def build_backbone(spec: Any) -> Backbone:
-    """Build the backbone a task spec names (timm and transformers are imported lazily)."""
-    if spec.kind == "vit":
-        from bench.backbones.vit import build_vit
-
-        return build_vit(spec)
-    from bench.backbones.language import build_language_backbone
-
-    return build_language_backbone(spec)
+__all__ = ["Backbone", "InputTokens", "MLPHook", "PrefixKV", "PrefixProvider", "QKVDelta", "QKVHook", "TokenHook",
+           "backbone_class", "backbone_skeleton", "build_backbone", "register_backbone"]

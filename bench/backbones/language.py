@@ -1,19 +1,16 @@
-"""GPT-2 and BART (transformers) behind the backbone interface, so the prefix method files work unchanged.
+"""The common part of the transformers backbones (gpt2.py, bart.py): prefix attention, hooks and loading.
 
 Prefix keys/values enter through transformers' attention-function registry: a registered function
 ("bench_prefix") puts the layer's prefix in front of the keys/values the model computed (and cached) and
 then calls transformers' own SDPA function, so the fused kernel stays in use. Because the prefix is added
 inside the attention function it is never written into the KV cache: beam reordering never touches it.
+The q/k/v delta and hook are forward hooks on the projections, so they act before anything is cached; the
+MLP hook is a forward pre-hook on each block's second MLP projection.
 
-Layer numbering (what a method sees as `layer`): GPT-2 has one stack (its blocks); BART has three
-prefix stacks (reference §1.2): encoder self-attention 0..L-1, decoder self-attention L..2L-1 and decoder
-cross-attention 2L..3L-1. Bottleneck adapters use blocks instead (GPT-2 blocks; BART encoder then
-decoder layers).
-
-Pitfalls handled (reference/backbones.md): the mask interface is registered too (otherwise the causal
-mask silently disappears); with a prefix q_len != kv_len, so causal attention gets an explicit mask
-padded on the left with visible prefix positions; GPT-2 positions can start after the prefix
-(`shift_positions`), as with `past_key_values` in Li & Liang's code and HF peft.
+Pitfalls handled: the mask interface is registered too (otherwise the causal mask silently disappears); with
+a prefix q_len != kv_len, so causal attention gets an explicit mask padded on the left with visible prefix
+positions; GPT-2 positions can start after the prefix (`shift_positions`), as with `past_key_values` in
+Li & Liang's code and HF peft.
 """
 
 from __future__ import annotations
@@ -27,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.backbones.base import Backbone, PrefixKV
+from bench.backbones.base import Backbone, Part, PrefixKV
 from bench.errors import BenchError
 from bench.spec import LanguageBackboneSpec
 
@@ -55,7 +52,7 @@ def prefix_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, 
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     slot = module.__dict__.get("_bench_slot")
-    prefix = slot.prefix(query.shape[0]) if slot is not None else None
+    prefix = slot.backbone.layer_prefix(slot.layer, query.shape[0]) if slot is not None else None
     if prefix is not None:
         prefix_key, prefix_value = prefix
         positions = prefix_key.shape[2]
@@ -108,30 +105,6 @@ class _Slot:
     def __init__(self, backbone: LanguageBackbone, layer: int) -> None:
         self.backbone, self.layer = backbone, layer
 
-    def prefix(self, batch: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        provider = self.backbone.prefix_provider
-        kv = provider(self.layer, batch) if provider is not None else None
-        if kv is None:
-            return None
-        keys, values = kv
-        if keys.dim() == 3:  # (P, H, Dh): the same prefix for every sequence
-            keys, values = keys.expand(batch, *keys.shape), values.expand(batch, *values.shape)
-        return keys.transpose(1, 2), values.transpose(1, 2)  # (B, H, P, Dh)
-
-
-class _ShiftedPositions(nn.Module):
-    """GPT-2's position table read `offset` positions later: position ids continue after the prefix."""
-
-    def __init__(self, table: nn.Embedding, backbone: LanguageBackbone) -> None:
-        super().__init__()
-        self.table = table
-        object.__setattr__(self, "backbone", backbone)
-
-    def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
-        backbone: LanguageBackbone = self.__dict__["backbone"]
-        offset = backbone.prefix_positions(0)
-        return self.table(position_ids + offset)
-
 
 class _BlockOutputHook:
     """Forward hook: the method's adapter on a block's output. An object (not a closure), so a deep copy
@@ -149,33 +122,44 @@ class _BlockOutputHook:
         return adapter(self.index, output)
 
 
-class _DeltaHook:
-    """Forward hook: adds the method's q/k/v delta to a projection (fused: GPT-2's c_attn gives q|k|v)."""
+_PART_INDEX = {"q": 0, "k": 1, "v": 2}
 
-    def __init__(self, backbone: LanguageBackbone, layer: int, part: int, fused: bool) -> None:
-        self.backbone, self.layer, self.part, self.fused = backbone, layer, part, fused
+
+class _ProjectionHook:
+    """Forward hook on a q/k/v projection: the method's q/k/v delta (LoRA), then its q/k/v hook (IA3).
+    `parts` is ("q", "k", "v") for a fused projection (GPT-2's c_attn gives q|k|v) or one part."""
+
+    def __init__(self, backbone: LanguageBackbone, layer: int, parts: tuple[Part, ...]) -> None:
+        self.backbone, self.layer, self.parts = backbone, layer, parts
 
     def __call__(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
-        delta = self.backbone.qkv_delta
-        if delta is None:
-            return output
-        deltas = delta(self.layer, inputs[0])
-        if not self.fused:
-            extra = deltas[self.part]
-            return output if extra is None else output + extra
-        width = self.backbone.hidden_size
-        pieces = [d if d is not None else output.new_zeros(*output.shape[:-1], width) for d in deltas]
-        return output + torch.cat(pieces, dim=-1)
+        delta, hook = self.backbone.qkv_delta, self.backbone.qkv_hook
+        width = self.backbone.attention_dim
+        if delta is not None:
+            deltas = delta(self.layer, inputs[0])
+            if len(self.parts) == 1:
+                extra = deltas[_PART_INDEX[self.parts[0]]]
+                output = output if extra is None else output + extra
+            else:
+                pieces = [d if d is not None else output.new_zeros(*output.shape[:-1], width) for d in deltas]
+                output = output + torch.cat(pieces, dim=-1)
+        if hook is not None:
+            if len(self.parts) == 1:
+                output = hook(self.layer, self.parts[0], output)
+            else:
+                chunks = output.split(width, dim=-1)
+                output = torch.cat([hook(self.layer, part, chunk) for part, chunk in zip(self.parts, chunks,
+                                                                                           strict=True)], dim=-1)
+        return output
 
 
 class LanguageBackbone(Backbone):
     """Common part of the GPT-2 and BART adapters: hooks installed on the transformers modules."""
 
-    kind: str = ""
+    modality = "language"
+    decoder_only: bool = False  # GPT-2: one stack that reads source and target; BART: encoder + decoder
     tokenizer: Any
     model: Any  # the transformers model (a registered submodule)
-    supports_token_hooks = False
-    prefix_mlp_scope = "stack"  # language Deep-share: one table + one MLP per stack (reference §1.2)
 
     def __init__(self, model: Any, tokenizer: Any, spec: LanguageBackboneSpec) -> None:
         super().__init__()
@@ -195,25 +179,59 @@ class LanguageBackbone(Backbone):
         self.num_layers = len(attentions)
         for layer, module in enumerate(attentions):
             module.__dict__["_bench_slot"] = _Slot(self, layer)  # plain attribute: not a submodule
-        self._hooks_installed: set[str] = set()
 
-    # Forward hooks are installed only when a method needs them, so prefix methods pay nothing for them.
-    def set_qkv_delta(self, delta: Any) -> None:
-        super().set_qkv_delta(delta)
-        if delta is not None and "qkv" not in self._hooks_installed:
-            self._install_projection_hooks()
-            self._hooks_installed.add("qkv")
+    # -- building -----------------------------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def model_class(cls) -> Any:
+        """The transformers class with the language-model head (imported lazily)."""
 
-    def set_layer_output_hook(self, hook: Any) -> None:
-        super().set_layer_output_hook(hook)
-        if hook is not None and "blocks" not in self._hooks_installed:
-            for index, block in enumerate(self.blocks()):
-                block.register_forward_hook(_BlockOutputHook(self, index))
-            self._hooks_installed.add("blocks")
+    @classmethod
+    def from_spec(cls, spec: Any) -> LanguageBackbone:
+        """Load tokenizer + model (local folder, hub cache, or the network) or build it from its config."""
+        from transformers import AutoConfig, AutoTokenizer
 
-    @property
-    def num_blocks(self) -> int:
-        return len(self.blocks())
+        source = resolve_model_path(spec.model)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, revision=spec.revision)
+            config = AutoConfig.from_pretrained(source, revision=spec.revision, **spec.config_overrides)
+            if spec.dropout is not None:
+                for name in ("resid_pdrop", "embd_pdrop", "attn_pdrop", "dropout", "attention_dropout"):
+                    if hasattr(config, name):
+                        setattr(config, name, spec.dropout)
+            if spec.pretrained:
+                model = cls.model_class().from_pretrained(source, revision=spec.revision, config=config)
+            else:
+                model = cls.model_class()(config)
+        except OSError as exc:
+            raise BenchError(
+                f"cannot load the {spec.kind} model '{spec.model}': {str(exc).splitlines()[0]}",
+                field="backbone.model",
+                hint="With network access the hub downloads it once into the Hugging Face cache; offline, "
+                "point backbone.model at a local folder holding config.json, the weights and the tokenizer files "
+                "(e.g. from `huggingface-cli download <id>` on a machine with network).",
+            ) from exc
+        if tokenizer.pad_token is None:
+            # Li & Liang add a [PAD] token to GPT-2; padding positions are masked, so its embedding never matters.
+            tokenizer.add_special_tokens({"pad_token": "[PAD]"})
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        model.eval()
+        return cls(model, tokenizer, spec)
+
+    @classmethod
+    def from_config(cls, spec: Any) -> LanguageBackbone:
+        """From config.json alone (a local folder, or the hub cache); no tokenizer, no weights."""
+        from transformers import AutoConfig
+
+        try:
+            config = AutoConfig.from_pretrained(resolve_model_path(spec.model), revision=spec.revision,
+                                                **spec.config_overrides)
+        except OSError as exc:
+            raise BenchError(f"cannot read the config of '{spec.model}': {str(exc).splitlines()[0]}",
+                             field="backbone.model",
+                             hint="Counting parameters needs only config.json: a local folder or the Hugging Face "
+                             "cache.") from exc
+        return cls(cls.model_class()(config), None, spec)
 
     # -- structure -------------------------------------------------------------------------------------
     @abstractmethod
@@ -224,34 +242,41 @@ class LanguageBackbone(Backbone):
     def blocks(self) -> list[Any]:
         """The transformer blocks whose outputs adapters change."""
 
-    def stacks(self) -> list[range]:
-        """Layer ranges that share one Deep-share table and MLP (GPT-2: one; BART: three)."""
-        return [range(self.num_layers)]
+    @abstractmethod
+    def projections(self, layer: int) -> list[tuple[nn.Module, tuple[Part, ...]]]:
+        """The q/k/v projection modules of one attention layer and which of q, k, v each one computes."""
 
-    # -- prompt / prefix initialisation ----------------------------------------------------------------
-    def new_prefix_parameter(self, shape: tuple[int, ...]) -> nn.Parameter:
-        """Li & Liang / ReparamPrefix initialise language prefixes from N(0, 1) (nn.Embedding's default)."""
-        return nn.Parameter(torch.randn(shape))
+    @property
+    def num_blocks(self) -> int:
+        return len(self.blocks())
 
-    def prefix_positions(self, layer: int) -> int:
-        provider = self.prefix_provider
-        if provider is None or not self.spec.shift_positions:
-            return 0
-        positions = getattr(provider, "positions", None)
-        return int(positions(layer)) if callable(positions) else 0
+    # -- hooks -----------------------------------------------------------------------------------------
+    def _install_projection_hooks(self) -> None:
+        for layer in range(self.num_layers):
+            for module, parts in self.projections(layer):
+                module.register_forward_hook(_ProjectionHook(self, layer, parts))
+
+    def _install_layer_output_hooks(self) -> None:
+        for index, block in enumerate(self.blocks()):
+            block.register_forward_hook(_BlockOutputHook(self, index))
 
     def set_token_hook(self, hook: Any) -> None:
         if hook is not None:
             raise BenchError(
-                f"this method inserts prompt tokens into the input sequence, which the {self.kind} backbone does "
-                "not support (VPT is a vision method).",
-                hint="Use a prefix method (no_share, simple_share, deep_share) or lora / adapter / bitfit / full_ft.",
+                f"this method changes the token sequence before every layer, which the {self.kind} backbone does "
+                "not support (VPT is a vision method); learned tokens at the input go through set_input_tokens.",
+                hint="Use prompt_tuning or a prefix method (no_share, simple_share, deep_share) on language tasks.",
             )
 
-    # -- LoRA and adapters ------------------------------------------------------------------------------
-    @abstractmethod
-    def _install_projection_hooks(self) -> None:
-        """Forward hooks on the q/k/v projections that add the method's deltas (LoRA)."""
+    def layer_prefix(self, layer: int, batch: int) -> PrefixKV | None:
+        """The keys and values (B, H, P, Dh) to put in front of one attention layer's own, or None."""
+        kv = self.checked_prefix(layer, batch)
+        if kv is None:
+            return None
+        keys, values = kv
+        if keys.dim() == 3:  # (P, H, Dh): the same prefix for every sequence
+            keys, values = keys.expand(batch, *keys.shape), values.expand(batch, *values.shape)
+        return keys.transpose(1, 2), values.transpose(1, 2)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
@@ -260,113 +285,8 @@ class LanguageBackbone(Backbone):
         return sum(p.numel() for p in self.model.parameters())
 
 
-class GPT2Backbone(LanguageBackbone):
-    kind = "gpt2"
-
-    def __init__(self, model: Any, tokenizer: Any, spec: LanguageBackboneSpec) -> None:
-        super().__init__(model, tokenizer, spec)
-        transformer: Any = model.transformer
-        if spec.shift_positions:
-            transformer.wpe = _ShiftedPositions(transformer.wpe, self)
-
-    def attention_modules(self) -> list[Any]:
-        return [block.attn for block in self.model.transformer.h]
-
-    def blocks(self) -> list[Any]:
-        return list(self.model.transformer.h)
-
-    def _install_projection_hooks(self) -> None:
-        for layer, attention in enumerate(self.attention_modules()):
-            attention.c_attn.register_forward_hook(_DeltaHook(self, layer, 0, fused=True))
-
-    @torch.no_grad()
-    def text_kv(self, text: str) -> list[PrefixKV]:
-        """GPT-2's cache for `text` (no prefix, positions from 0): per layer (tokens, heads, head_dim)."""
-        ids = self.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        provider = self.prefix_provider
-        object.__setattr__(self, "prefix_provider", None)
-        try:
-            cache = self.model(input_ids=ids.to(self.model.device), use_cache=True).past_key_values
-        finally:
-            object.__setattr__(self, "prefix_provider", provider)
-        return [(layer.keys[0].transpose(0, 1), layer.values[0].transpose(0, 1)) for layer in cache.layers]
-
-    def project_kv(self, layer: int, x: torch.Tensor) -> PrefixKV:
-        """ln_1 then the key and value thirds of c_attn (GPT-2's Conv1D: weight is (in, 3·hidden))."""
-        block = self.model.transformer.h[layer]
-        qkv = block.attn.c_attn(block.ln_1(x))
-        _, keys, values = qkv.split(self.hidden_size, dim=-1)
-        return self.split_heads(keys), self.split_heads(values)
-
-
-class BartBackbone(LanguageBackbone):
-    kind = "bart"
-
-    def _layers(self) -> tuple[list[Any], list[Any]]:
-        inner = self.model.model
-        return list(inner.encoder.layers), list(inner.decoder.layers)
-
-    def attention_modules(self) -> list[Any]:
-        encoder, decoder = self._layers()
-        return ([layer.self_attn for layer in encoder] + [layer.self_attn for layer in decoder]
-                + [layer.encoder_attn for layer in decoder])
-
-    def blocks(self) -> list[Any]:
-        encoder, decoder = self._layers()
-        return encoder + decoder
-
-    def stacks(self) -> list[range]:
-        per_stack = self.num_layers // 3
-        return [range(i * per_stack, (i + 1) * per_stack) for i in range(3)]
-
-    def _install_projection_hooks(self) -> None:
-        for layer, attention in enumerate(self.attention_modules()):
-            attention.q_proj.register_forward_hook(_DeltaHook(self, layer, 0, fused=False))
-            attention.k_proj.register_forward_hook(_DeltaHook(self, layer, 1, fused=False))
-            attention.v_proj.register_forward_hook(_DeltaHook(self, layer, 2, fused=False))
-
-    def project_kv(self, layer: int, x: torch.Tensor) -> PrefixKV:
-        """BART is post-LayerNorm: a layer's attention input is already normalised, so only W_K / W_V."""
-        attention = self.attention_modules()[layer]
-        return self.split_heads(attention.k_proj(x)), self.split_heads(attention.v_proj(x))
-
-
 def resolve_model_path(name: str) -> str:
     """'bench:<asset>' -> the folder shipped in bench/assets; anything else is a hub id or a folder."""
     if name.startswith("bench:"):
         return str(ASSETS_DIR / name.removeprefix("bench:"))
     return name
-
-
-def build_language_backbone(spec: LanguageBackboneSpec) -> LanguageBackbone:
-    """Load tokenizer + model (local folder, hub cache, or the network) or build it from its config."""
-    from transformers import AutoConfig, AutoTokenizer, BartForConditionalGeneration, GPT2LMHeadModel
-
-    source = resolve_model_path(spec.model)
-    model_cls: Any = GPT2LMHeadModel if spec.kind == "gpt2" else BartForConditionalGeneration
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=spec.revision)
-        config = AutoConfig.from_pretrained(source, revision=spec.revision, **spec.config_overrides)
-        if spec.dropout is not None:
-            for name in ("resid_pdrop", "embd_pdrop", "attn_pdrop", "dropout", "attention_dropout"):
-                if hasattr(config, name):
-                    setattr(config, name, spec.dropout)
-        if spec.pretrained:
-            model = model_cls.from_pretrained(source, revision=spec.revision, config=config)
-        else:
-            model = model_cls(config)
-    except OSError as exc:
-        raise BenchError(
-            f"cannot load the {spec.kind} model '{spec.model}': {str(exc).splitlines()[0]}",
-            field="backbone.model",
-            hint="With network access the hub downloads it once into the Hugging Face cache; offline, "
-            "point backbone.model at a local folder holding config.json, the weights and the tokenizer files "
-            "(e.g. from `huggingface-cli download <id>` on a machine with network).",
-        ) from exc
-    if tokenizer.pad_token is None:
-        # Li & Liang add a [PAD] token to GPT-2; padding positions are masked, so its embedding never matters.
-        tokenizer.add_special_tokens({"pad_token": "[PAD]"})
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    model.eval()
-    backbone_cls = GPT2Backbone if spec.kind == "gpt2" else BartBackbone
-    return backbone_cls(model, tokenizer, spec)

@@ -1,8 +1,9 @@
 """timm Vision Transformer behind the backbone interface: prefix K/V in every layer through fused SDPA.
 
 The adapter replaces each block's attention by `PrefixAttention`, which keeps timm's parameter names (so
-timm checkpoints load unchanged) and concatenates per-layer prefix keys/values in front of the projected
-keys/values. It never changes the timm classes themselves.
+timm checkpoints load unchanged), applies the q/k/v delta and hook to the projected queries, keys and values
+and concatenates per-layer prefix keys/values in front of the keys/values. It never changes the timm classes
+themselves.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ class PrefixAttention(nn.Module):
         self.proj: nn.Linear = attn.proj
         self.proj_drop: nn.Dropout = attn.proj_drop
         # Set by ViTBackbone.forward for the duration of one call: (B, H, P, Dh) keys and values,
-        # and the q/k/v delta function bound to this layer.
+        # and the q/k/v delta and q/k/v hook functions bound to this layer.
         self.prefix: PrefixKV | None = None
         self.delta: Any = None
+        self.hook: Any = None
         # Analysis only (bench analyze attention): when a list, each call appends its (B, H, N, P + N) attention
         # probabilities, computed explicitly; training and evaluation leave it None and use the fused kernel.
         self.record: list[torch.Tensor] | None = None
@@ -56,6 +58,9 @@ class PrefixAttention(nn.Module):
         if self.delta is not None:
             qkv = qkv + torch.cat([d if d is not None else qkv.new_zeros(B, N, self.attn_dim)
                                    for d in self.delta(x)], dim=-1)
+        if self.hook is not None:
+            q, k, v = qkv.split(self.attn_dim, dim=-1)
+            qkv = torch.cat([self.hook("q", q), self.hook("k", k), self.hook("v", v)], dim=-1)
         qkv = qkv.reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         q, k = self.q_norm(q), self.k_norm(k)
@@ -76,6 +81,9 @@ class PrefixAttention(nn.Module):
 class ViTBackbone(Backbone):
     """A timm VisionTransformer (class token, pre-norm blocks); features = CLS after the final norm."""
 
+    kind = "vit"
+    modality = "vision"
+
     def __init__(self, vit: Any) -> None:  # timm's VisionTransformer (typed loosely: timm has no stubs)
         super().__init__()
         if getattr(vit, "cls_token", None) is None:
@@ -89,12 +97,19 @@ class ViTBackbone(Backbone):
         self.num_heads = first.num_heads
         self.head_dim = first.head_dim
         self.num_prefix_tokens = vit.num_prefix_tokens
-        self.patch_size: tuple[int, int] = tuple(vit.patch_embed.patch_size)
+        patch = vit.patch_embed.patch_size
+        self.patch_size = (int(patch[0]), int(patch[1]))
 
-    @property
-    def prompt_init_bound(self) -> float:
-        """VPT's "xavier uniform" prompt bound, sqrt(6 / (3·patch_h·patch_w + hidden)): 0.0625 for ViT-B/16."""
-        return float((6.0 / (3 * self.patch_size[0] * self.patch_size[1] + self.hidden_size)) ** 0.5)
+    @classmethod
+    def from_spec(cls, spec: Any) -> ViTBackbone:
+        return build_vit(spec)
+
+    @classmethod
+    def from_config(cls, spec: Any) -> ViTBackbone:
+        return build_vit(spec.model_copy(update={"pretrained": False, "weights": None}))
+
+    def mlp_projections(self) -> list[nn.Module]:
+        return [block.mlp.fc2 for block in self.vit.blocks]
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         vit = self.vit
@@ -106,26 +121,30 @@ class ViTBackbone(Backbone):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.embed(images)
         batch = x.shape[0]
+        if self.input_tokens is not None:
+            tokens = self.input_tokens(batch).to(x.dtype).expand(batch, -1, -1)
+            x = torch.cat([x[:, : self.num_prefix_tokens], tokens, x[:, self.num_prefix_tokens :]], dim=1)
         for index, block in enumerate(self.vit.blocks):
             if self.token_hook is not None:
                 x = self.token_hook(index, x)
             block.attn.prefix = self._prefix_for(index, batch)
             if self.qkv_delta is not None:
                 block.attn.delta = functools.partial(self.qkv_delta, index)
+            if self.qkv_hook is not None:
+                block.attn.hook = functools.partial(self.qkv_hook, index)
             try:
                 x = block(x)
             finally:
                 block.attn.prefix = None
                 block.attn.delta = None
+                block.attn.hook = None
             if self.layer_output_hook is not None:
                 x = self.layer_output_hook(index, x)
         x = self.vit.norm(x)
         return x[:, 0]
 
     def _prefix_for(self, layer: int, batch: int) -> PrefixKV | None:
-        if self.prefix_provider is None:
-            return None
-        kv = self.prefix_provider(layer, batch)
+        kv = self.checked_prefix(layer, batch)
         if kv is None:
             return None
         keys, values = kv

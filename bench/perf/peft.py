@@ -45,7 +45,7 @@ def build_pair(config_kwargs: dict[str, Any], positions: int, mlp_hidden: int, d
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from bench import registry
-    from bench.backbones.language import GPT2Backbone
+    from bench.backbones.gpt2 import GPT2Backbone
     from bench.train.model import PeftModel as LanguagePeftModel
 
     torch.manual_seed(0)

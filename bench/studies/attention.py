@@ -120,9 +120,6 @@ def _analyze_vision(record: dict[str, Any], task: Any, trained: dict[str, torch.
                            cls_maps=cls.reshape(len(cls), grid, grid).numpy(), examples=len(batch))
 
 
-STACK_NAMES = {"gpt2": ["layer"], "bart": ["encoder self", "decoder self", "decoder cross"]}
-
-
 def _analyze_text(record: dict[str, Any], task: Any, trained: dict[str, torch.Tensor],
                   items: int) -> AttentionReport:
     from bench.data.text import read_text_split
@@ -157,7 +154,7 @@ def _analyze_text(record: dict[str, Any], task: Any, trained: dict[str, torch.Te
         raise BenchError(f"run {record['key']} ({run['method']}) puts no prefix positions into attention, so there "
                          "is no prefix share to measure.",
                          hint="Analyse a run of a prefix method (no_share, simple_share, deep_share).")
-    names = [f"{stack} {i}" for stack, layers in zip(STACK_NAMES[backbone.kind], backbone.stacks(), strict=True)
+    names = [f"{stack} {i}" for stack, layers in zip(backbone.stack_names(), backbone.stacks(), strict=True)
              for i in range(len(layers))]
     return AttentionReport(run=run, layer_names=names, prefix_positions=positions,
                            prefix_share=(sums / max(1, len(examples))).float().numpy(), cls_maps=None,

@@ -39,7 +39,7 @@ class TextBatcher:
     def __init__(self, backbone: Any, task: TextTaskSpec) -> None:
         self.task = task
         self.tokenizer = backbone.tokenizer
-        self.decoder_only = backbone.kind == "gpt2"
+        self.decoder_only = backbone.decoder_only
 
     def _encode(self, text: str, limit: int, special: bool) -> list[int]:
         ids: list[int] = self.tokenizer(text, add_special_tokens=special, truncation=True,
