@@ -339,3 +339,35 @@ def test_budget_parsing_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
     available = int(Path("/proc/meminfo").read_text().split("MemAvailable:")[1].split()[0]) * 1024
     assert abs(default_budget() - max(1 << 30, available // 2)) < 256 << 20
     assert default_budget(processes=1000) == 1 << 30  # the floor
+
+
+def test_unused_cache_files_are_old_format_files_and_unnamed_pixels(tiny_data: Path) -> None:
+    entry = cached_split(spec(tiny_data), "train", "tiny")
+    folder = default_cache_dir() / "images"
+    old = folder / ("ab" * 12 + ".npz")  # a format-2 file
+    old.write_bytes(b"old")
+    orphan = folder / "pixels" / ("cd" * 12 + ".npy")
+    orphan.write_bytes(b"orphan")
+    partial = folder / "pixels" / f".{entry.key}.x.tmp"
+    partial.write_bytes(b"partial")
+    assert tensor_store.unused_cache_files(min_age_s=3600) == []  # too young: perhaps being written
+    for path in (old, orphan, partial, entry.pixels, entry.index):
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    assert tensor_store.unused_cache_files(min_age_s=3600) == sorted([old, orphan, partial])
+
+
+@pytest.mark.slow  # six fresh Python processes (about 20 s on 2 idle cores)
+def test_measure_cache_reports_each_figure_as_a_ratio() -> None:
+    """`bench perf data`'s cache figures at a small scale: the budget and the streamed decode lower the peak, the
+    mapped re-open and the token cache are faster than what they replace."""
+    from bench.perf.data import cache_report, measure_cache
+
+    figures = measure_cache(images=120, splits=3, budget=30 * MB, pairs=200)
+    peak, seconds = figures.peak, figures.seconds
+    assert peak["mapped, budget 30 MB"] < 30 * MB < peak["mapped, no budget"] < peak["format 2, all held"]
+    assert peak["decode, streamed"] * 3 < peak["decode, format 2"]
+    assert seconds["open, again"] < seconds["open, format 2"] and seconds["load tokens"] < seconds["encode"]
+    assert figures.array_bytes_per_token < 4.1 < figures.list_bytes_per_token
+    report = cache_report(figures)
+    assert "budget 30 MB" in report and "load the cache" in report
+    print("\n" + report)

@@ -338,3 +338,24 @@ def held_bytes(split: DecodedSplit) -> int:
         storages[storage.data_ptr()] = storage.nbytes()
     return sum(storages.values())
 
+
+
+def unused_cache_files(cache_dir: Path | None = None, min_age_s: float = 3600.0) -> list[Path]:
+    """Files of the image cache nothing reads any more, for a clean-up command to remove: format-2 `<key>.npz`
+    files, pixel files no index names and temp files of killed writers, all older than `min_age_s` (a pixel file
+    is briefly unnamed between its rename and its index's, and a live writer's temp file is young)."""
+    import time
+
+    folder = (cache_dir or default_cache_dir()) / "images"
+    if not folder.is_dir():
+        return []
+    named = set()
+    for index in folder.glob(f"*{INDEX_SUFFIX}"):
+        entry, _ = _read_index(folder, index.name.removesuffix(INDEX_SUFFIX))
+        if entry is not None:
+            named.add(entry.pixels.name)
+    candidates = [p for p in folder.glob("*.npz") if not p.name.endswith(INDEX_SUFFIX)]
+    candidates += [p for p in (folder / "pixels").glob("*.npy") if p.name not in named]
+    candidates += [*folder.glob(".*.tmp"), *(folder / "pixels").glob(".*.tmp")]
+    cutoff = time.time() - min_age_s
+    return sorted(p for p in candidates if p.stat().st_mtime < cutoff)
