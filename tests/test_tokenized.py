@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from bench import registry
+from bench.data import tokenized as tokenized_module
 from bench.data.splits import ASSETS_DIR
 from bench.data.tokenized import TokenizedPairs, tokenized, tokenizer_identity
 from bench.spec import default_cache_dir
@@ -52,7 +53,7 @@ def test_round_trip_is_exact_and_the_second_call_encodes_nothing() -> None:
         assert [tokens.example(i) for i in range(len(tokens))] == expected
         assert tokens.ids.dtype == np.int32 and tokens.labels.dtype == np.int32
     assert again.ids.nbytes == 4 * sum(len(ids) for ids, _ in expected)  # 4 bytes a token
-    assert len(list((default_cache_dir() / "tokens").glob("*.npz"))) == 1
+    assert len(list((default_cache_dir() / "tokens").glob("*.npy"))) == 1
 
 
 def test_keyed_by_content_tokenizer_and_encoding() -> None:
@@ -63,7 +64,7 @@ def test_keyed_by_content_tokenizer_and_encoding() -> None:
     tokenized("split-a", bart, encode, PAIRS, encode_version="bart:8:4")  # other encoding
     tokenized("split-a", gpt2, CountingEncode(gpt2), PAIRS, encode_version="bart:6:4")  # other tokenizer
     assert encode.calls == 3 * len(PAIRS)
-    assert len(list((default_cache_dir() / "tokens").glob("*.npz"))) == 4
+    assert len(list((default_cache_dir() / "tokens").glob("*.npy"))) == 4
 
 
 def test_tokenizer_identity_is_its_content_not_its_call_history() -> None:
@@ -76,25 +77,28 @@ def test_tokenizer_identity_is_its_content_not_its_call_history() -> None:
     assert tokenizer_identity(bart) != before
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip a token"])
+@pytest.mark.parametrize("damage", ["truncate", "flip a token", "damage the index"])
 def test_a_damaged_token_cache_is_discarded_and_encoded_again(damage: str, caplog: pytest.LogCaptureFixture) -> None:
     tok = tokenizer()
     encode = CountingEncode(tok)
     expected = tokenized("split-a", tok, encode, PAIRS, encode_version="v")
-    (path,) = (default_cache_dir() / "tokens").glob("*.npz")
+    expected_ids, expected_labels = expected.ids.copy(), expected.labels.copy()
+    del expected
+    (path,) = (default_cache_dir() / "tokens").glob("*.npy")
+    data = path.read_bytes()
     if damage == "truncate":
-        path.write_bytes(path.read_bytes()[:200])
-    else:  # keep the file readable, change one token
-        with np.load(path) as stored:
-            arrays = {k: stored[k] for k in stored.files}
-        arrays["ids"] = arrays["ids"].copy()
-        arrays["ids"][1] += 1
-        np.savez(path, **arrays)
+        path.write_bytes(data[: len(data) - 8])
+    elif damage == "flip a token":  # the file stays a readable .npy
+        path.write_bytes(data[:-5] + bytes([data[-5] ^ 0x01]) + data[-4:])
+    else:
+        index = path.with_name(path.name.replace(".npy", ".index.npz"))
+        index.write_bytes(index.read_bytes()[:100])
+    tokenized_module._CHECKED.clear()  # a new process: nothing checked yet
     with caplog.at_level(logging.WARNING, logger="bench.cache"):
         rebuilt = tokenized("split-a", tok, encode, PAIRS, encode_version="v")
     assert encode.calls == 2 * len(PAIRS)
     assert sum("discarded" in r.getMessage() for r in caplog.records) == 1
-    assert np.array_equal(rebuilt.ids, expected.ids) and np.array_equal(rebuilt.labels, expected.labels)
+    assert np.array_equal(rebuilt.ids, expected_ids) and np.array_equal(rebuilt.labels, expected_labels)
 
 
 @pytest.mark.parametrize("task_name", ["mini/e2e", "mini/xsum"])

@@ -1,16 +1,19 @@
 """Tokenised training pairs, encoded once per (split content, tokenizer, encoding) and kept on disk as flat int32
-arrays with offsets: about 4 bytes a token, loaded in well under a second for an XSum-sized split. It must never
-decide how a pair is encoded (the caller's `encode` does) nor hold the pairs as Python lists of lists.
+arrays with offsets: about 4 bytes a token, memory-mapped in well under a second for an XSum-sized split. It must
+never decide how a pair is encoded (the caller's `encode` does) nor hold the pairs as Python lists of lists.
 
-A cache file `<cache>/tokens/<key>.npz` holds `ids`, `labels` (int32, every pair's tokens back to back) and their
-`*_offsets` (int64, N + 1), with a SHA-256 of the four arrays checked at every load: a damaged file is discarded
-with a warning and encoded again. It is built by one process under a lock; the others wait and load it.
+A cache entry is two files under `<cache>/tokens/`: `<key>.npy`, every pair's input ids then every pair's label
+ids (one flat int32 array, `np.load(mmap_mode="r")` opens it), and `<key>.index.npz` (written last), the
+`ids_offsets` and `labels_offsets` (int64, N + 1 each) and a SHA-256 of the token bytes and offsets, checked in
+chunks once per process and file: a damaged entry is discarded with a warning and encoded again. It is built by
+one process under a lock; the others wait and map it.
 """
 
 from __future__ import annotations
 
 import array
 import hashlib
+import io
 import json
 import logging
 import zipfile
@@ -26,7 +29,8 @@ from bench.spec import default_cache_dir
 from bench.store import atomic_writer
 
 TOKENS_FORMAT = 1
-FIELDS = ("ids", "ids_offsets", "labels", "labels_offsets")
+INDEX_SUFFIX = ".index.npz"
+READ_CHUNK = 4 << 20
 log = logging.getLogger("bench.cache")
 
 Pair = tuple[str, str]
@@ -117,17 +121,20 @@ def tokenized(split_fingerprint: str, tokenizer: Any, encode: Encode, pairs: Seq
                 "tokenizers": tokenizers.__version__, "format": TOKENS_FORMAT, "pairs": len(pairs)}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
     folder = (cache_dir or default_cache_dir()) / "tokens"
-    path = folder / f"{key}.npz"
-    loaded = _load(path, len(pairs), complain=False)
+    loaded, _ = _load(folder, key, len(pairs))
     if loaded is not None:
         return loaded
     with build_lock(folder / f"{key}.lock", f"the tokenised split {split_fingerprint} ({encode_version})"):
-        loaded = _load(path, len(pairs), complain=True)  # built by another process while we waited?
+        loaded, problem = _load(folder, key, len(pairs))  # built by another process while we waited?
+        if problem is not None:  # only the lock holder discards, so a reader never removes a repaired entry
+            log.warning("token cache %s %s: discarded and encoded again", folder / f"{key}.npy", problem)
+            (folder / f"{key}{INDEX_SUFFIX}").unlink(missing_ok=True)
+            (folder / f"{key}.npy").unlink(missing_ok=True)
         if loaded is None:
-            _write(path, _encode_all(encode, pairs, progress), identity)
-            loaded = _load(path, len(pairs), complain=True)
+            _write(folder, key, _encode_all(encode, pairs, progress), identity)
+            loaded, problem = _load(folder, key, len(pairs))
             if loaded is None:
-                raise OSError(f"the token cache file {path} is damaged right after being written (failing disk?)")
+                raise OSError(f"the token cache {folder / key} is {problem} right after being written (failing disk?)")
     return loaded
 
 
@@ -146,40 +153,75 @@ def _encode_all(encode: Encode, pairs: Sequence[Pair], progress: bool) -> Tokeni
                           np.frombuffer(labels, dtype=np.int32), np.frombuffer(labels_offsets, dtype=np.int64))
 
 
-def _digest(arrays: Sequence[np.ndarray]) -> str:
+def _header(count: int) -> bytes:
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, {"descr": "<i4", "fortran_order": False, "shape": (count,)})
+    return out.getvalue()
+
+
+def _write(folder: Path, key: str, tokens: TokenizedPairs, identity: dict[str, Any]) -> None:
+    """The token file (ids then labels, hashed while written), then the index with the offsets and digest."""
     digest = hashlib.sha256()
-    for values in arrays:
-        digest.update(np.ascontiguousarray(values).data.cast("B"))
-    return digest.hexdigest()
+    with atomic_writer(folder / f"{key}.npy") as handle:
+        handle.write(_header(len(tokens.ids) + len(tokens.labels)))
+        for values in (tokens.ids, tokens.labels):
+            data = np.ascontiguousarray(values, dtype="<i4").data.cast("B")
+            handle.write(data)
+            digest.update(data)
+    for offsets in (tokens.ids_offsets, tokens.labels_offsets):
+        digest.update(np.ascontiguousarray(offsets, dtype="<i8").data.cast("B"))
+    with atomic_writer(folder / f"{key}{INDEX_SUFFIX}") as handle:
+        np.savez(handle, ids_offsets=tokens.ids_offsets, labels_offsets=tokens.labels_offsets,
+                 content=np.str_(digest.hexdigest()), identity=np.str_(json.dumps(identity, sort_keys=True)))
 
 
-def _write(path: Path, tokens: TokenizedPairs, identity: dict[str, Any]) -> None:
-    arrays = [getattr(tokens, name) for name in FIELDS]
-    with atomic_writer(path) as handle:
-        np.savez(handle, **dict(zip(FIELDS, arrays, strict=True)), content=np.str_(_digest(arrays)),
-                 identity=np.str_(json.dumps(identity, sort_keys=True)))
+_CHECKED: dict[tuple[int, int, int, int, str], bool] = {}
 
 
-def _load(path: Path, count: int, complain: bool) -> TokenizedPairs | None:
-    """The cached pairs when the file is whole and matches its digest; else None. Only the lock holder
-    (`complain`) removes a damaged file, with a warning, so a reader never removes a repaired one."""
-    if not path.is_file():
-        return None
+def _load(folder: Path, key: str, count: int) -> tuple[TokenizedPairs | None, str | None]:
+    """(pairs, None) when the entry is whole and matches its digest; (None, None) when absent; else the problem."""
+    index, path = folder / f"{key}{INDEX_SUFFIX}", folder / f"{key}.npy"
+    if not index.is_file():
+        return None, None
     try:
-        with np.load(path, allow_pickle=False) as stored:
-            arrays = [stored[name] for name in FIELDS]
+        with np.load(index, allow_pickle=False) as stored:
+            ids_offsets, labels_offsets = stored["ids_offsets"], stored["labels_offsets"]
             content = str(stored["content"])
-        problem = None if _digest(arrays) == content else "does not match its checksum"
-        if problem is None and not (len(arrays[1]) == len(arrays[3]) == count + 1):
-            problem = f"holds {len(arrays[1]) - 1} pairs, expected {count}"
+        if not len(ids_offsets) == len(labels_offsets) == count + 1:
+            return None, f"holds {len(ids_offsets) - 1} pairs, expected {count}"
+        stat = path.stat()
+        check = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, content)
+        if check not in _CHECKED:
+            _CHECKED[check] = _digest_of_file(path, [ids_offsets, labels_offsets]) == content
+        if not _CHECKED[check]:
+            return None, "does not match its checksum"
+        tokens = np.load(path, mmap_mode="c", allow_pickle=False)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        problem = f"is unreadable ({exc})"
-    if problem is None:
-        return TokenizedPairs(*arrays)
-    if complain:
-        log.warning("token cache %s %s: discarded and encoded again", path, problem)
-        path.unlink(missing_ok=True)
-    return None
+        return None, f"is unreadable ({exc})"
+    split = int(ids_offsets[-1])
+    return TokenizedPairs(tokens[:split], ids_offsets, tokens[split:], labels_offsets), None
+
+
+def _digest_of_file(path: Path, offsets: list[np.ndarray]) -> str | None:
+    """SHA-256 of the token file's data and the offsets, read in chunks through the page cache (never whole)."""
+    digest = hashlib.sha256()
+    buffer = bytearray(READ_CHUNK)
+    with path.open("rb") as handle:
+        major, _ = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(handle)
+        if dtype != np.dtype("<i4") or fortran or len(shape) != 1 or shape[0] != int(offsets[0][-1] + offsets[1][-1]):
+            return None
+        remaining = 4 * shape[0]
+        while remaining:
+            read = handle.readinto(memoryview(buffer)[: min(READ_CHUNK, remaining)])
+            if not read:
+                return None  # truncated
+            digest.update(memoryview(buffer)[:read])
+            remaining -= read
+    for values in offsets:
+        digest.update(np.ascontiguousarray(values, dtype="<i8").data.cast("B"))
+    return digest.hexdigest()
 
 
 def _pad(values: np.ndarray, offsets: np.ndarray, index: np.ndarray, fill: int) -> tuple[np.ndarray, np.ndarray]:
