@@ -111,8 +111,8 @@ def draw_kill_points(points: list[str], count: int) -> list[tuple[str, int]]:
     rng = random.Random(2026)
     kinds: dict[str, list[tuple[str, int]]] = {}
     for name, n in occurrences:
-        kind = "write:*.npz (image cache)" if name.startswith("write:") and name.endswith(".npz") and \
-            name != "write:predictions.npz" else name
+        image_cache = name.endswith(".npy") or (name.endswith(".npz") and name != "write:predictions.npz")
+        kind = "write:image cache (.npy pixels, .index.npz)" if name.startswith("write:") and image_cache else name
         kinds.setdefault(kind, []).append((name, n))
     chosen = {rng.choice(options) for options in kinds.values()}
     while len(chosen) < count:
@@ -175,7 +175,7 @@ def test_four_concurrent_workers_train_and_write_every_run_exactly_once(
 
 
 @pytest.mark.parametrize("point", ["write:run.json", "write:checkpoint.pt", "write:predictions.npz",
-                                   "write:[0-9a-f]*.npz"])  # the last: an image cache file
+                                   "write:[0-9a-f]*.npz", "write:[0-9a-f]*.npy"])  # the last two: image cache files
 def test_a_full_disk_while_saving_is_a_clear_error_and_changes_nothing(
         point: str, tiny_tasks_dir: Path, tmp_path: Path, reference: tuple[dict[str, Any], list[str]]) -> None:
     expected, _ = reference
@@ -183,7 +183,7 @@ def test_a_full_disk_while_saving_is_a_clear_error_and_changes_nothing(
     assert bench(command(tiny_tasks_dir, results, "--stage", "grid"), cache).returncode == 0  # stored already
     before = snapshot(results)
     files_before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
-    fresh_cache = tmp_path / "cache-empty" if point.endswith("*.npz") else cache
+    fresh_cache = tmp_path / "cache-empty" if point.startswith("write:[0-9a-f]") else cache
     failed = bench(command(tiny_tasks_dir, results), fresh_cache, BENCH_FAIL_AT=f"{point}:1")
     assert failed.returncode == 2, failed.stderr
     lines = failed.stderr.strip().splitlines()
@@ -207,7 +207,7 @@ def test_damaged_checkpoints_and_caches_are_detected_rebuilt_and_never_used(
     killed = bench(command(tiny_tasks_dir, results), cache, BENCH_KILL_AT="write:checkpoint.pt:2")
     assert killed.returncode == -9
     checkpoints = list(results.rglob(CHECKPOINT))
-    caches = list((cache / "images").glob("*.npz"))
+    caches = list((cache / "images" / "pixels").glob("*.npy"))  # the decoded pixels of each split
     assert checkpoints and caches
     damaged = 0
     for path in [*checkpoints, *caches]:
@@ -219,13 +219,11 @@ def test_damaged_checkpoints_and_caches_are_detected_rebuilt_and_never_used(
             path.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:])
         elif path.suffix == ".pt":
             checksum_path(path).unlink()
-        else:  # a cache has its checksum inside: change a pixel and keep the file readable
-            with np.load(path, allow_pickle=False) as stored:
-                arrays = {k: stored[k] for k in stored.files}
-            arrays["pixels"] = arrays["pixels"].copy()
-            arrays["pixels"][0] ^= 0xFF
-            with path.open("wb") as handle:
-                np.savez(handle, **arrays)
+        else:  # a cache's checksum is in its index: change a pixel and keep the file readable
+            pixels = np.load(path, mmap_mode="r+")
+            pixels[0] ^= 0xFF
+            pixels.flush()
+            del pixels
         damaged += 1
     resumed = bench(command(tiny_tasks_dir, results), cache)
     assert resumed.returncode == 0, resumed.stderr

@@ -164,5 +164,6 @@ protocol:
     assert "000003.jpg" in err and "corrupt or unreadable image" in err
     from bench.spec import default_cache_dir
 
-    assert not list((default_cache_dir() / "images").glob("*.npz"))  # nothing half-written in the cache
+    cached = [p for p in (default_cache_dir() / "images").rglob("*") if p.is_file() and p.suffix != ".lock"]
+    assert cached == []  # nothing half-written in the cache
     assert not list(results.rglob("run.json")) and not list(results.rglob("*.tmp"))
