@@ -62,7 +62,7 @@ def draw_plots(board: Board) -> dict[str, Rendered]:
 
 def file_stem(name: str) -> str:
     """'vtab' -> 'vtab', 'mini/counting' -> 'mini-counting': safe in a file name, a URL and a TeX \\input."""
-    return file_part(name.replace("/", "-"))
+    return file_part(name)
 
 
 def default_out_dir(results_root: Path) -> Path:

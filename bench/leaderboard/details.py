@@ -90,8 +90,10 @@ def read_details(root: Path, cells: Mapping[Pair, Cell]) -> dict[Pair, CellDetai
     finals: dict[Pair, list[dict[str, Any]]] = {}
     for pair, cell in cells.items():
         finals[pair] = [r for d in cell.run_dirs if (r := store.load(Path(d))) is not None]
-    tasks = sorted({t for t, _ in cells})
-    methods = sorted({m for _, m in cells})
+    # The grid runs sit beside the final runs: <task>/<method>/grid/<key>/ (folder names, as the store lays out).
+    folders = {Path(d).relative_to(root).parts[:-2] for cell in cells.values() for d in cell.run_dirs}
+    tasks = sorted({"/".join(parts[:-1]) for parts in folders})
+    methods = sorted({parts[-1] for parts in folders})
     grids: dict[Pair, list[dict[str, Any]]] = defaultdict(list)
     if cells:
         for record in read_records(root, tasks, methods, keep=lambda r: r["run"].get("stage") == "grid"):

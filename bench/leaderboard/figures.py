@@ -19,7 +19,8 @@ KINDS = ("pareto", "groups", "tasks", "curves", "cd")  # plus one heatmap-<task>
 TITLES = {"pareto": "Score vs trainable parameters (error bars: std over seeds)",
           "groups": "Scores per group (per task without groups); error bars: std over seeds",
           "tasks": "Per-task scores: one dot per seed, mean and ± std",
-          "curves": "Learning curves: train loss (mean ± std over seeds) and val score of the selected grid run",
+          "curves": "Learning curves: train loss of the final runs (mean ± std over seeds) and val score per epoch (of "
+                    "the selected grid run, else the final runs' mean)",
           "cd": "Critical-difference diagram", "heatmap": "Val score over the lr × weight-decay grid"}
 
 

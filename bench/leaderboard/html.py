@@ -31,7 +31,7 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
 th, td { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, td.t { text-align: left; }
 thead th { border-bottom: 2px solid #444; cursor: pointer; user-select: none; }
 thead th.sorted-asc::after { content: " \\25B2"; } thead th.sorted-desc::after { content: " \\25BC"; }
 p.note, ul.note { max-width: 60em; font-size: 13px; }
@@ -74,7 +74,8 @@ def _label(row: Row) -> str:
 
 
 def _plain(value: str) -> str:
-    return f'<td data-sort="{esc(value)}">{esc(value)}</td>'
+    align = "" if re.fullmatch(r"[-+<>\[\](),.\d ±n=e%–]*", value) else ' class="t"'  # text left, numbers right
+    return f'<td data-sort="{esc(value)}"{align}>{esc(value)}</td>'
 
 
 def _table(headers: list[str], rows: list[str], sortable: bool = False) -> str:

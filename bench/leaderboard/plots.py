@@ -116,11 +116,14 @@ def _renderer(figure: Any) -> Any:
     return FigureCanvasAgg(figure).get_renderer()
 
 
-def _plain_numbers() -> Any:
-    """Tick labels as plain numbers (0.1, 1, 10) rather than powers of ten."""
-    from matplotlib.ticker import FuncFormatter
+def _plain_log_ticks(axis: Any, decades: float) -> None:
+    """A log axis labelled as plain numbers (not powers of ten): 0.1, 1, 10 over many decades, with 2 and 5 between
+    over up to three; no minor labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    return FuncFormatter(lambda value, _: f"{value:g}")
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 3 else (1.0,)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _grid(count: int, columns: int) -> tuple[int, int]:
@@ -209,13 +212,13 @@ def _pareto_axes(axes: Any, points: Sequence[Point], xlabel: str, ylabel: str, t
     xs, ys = [by_label[label].params for label in front], [by_label[label].score for label in front]
     axes.step(xs, ys, where="post", color=PALETTE[0], linewidth=1, zorder=1, label="Pareto front")
     axes.set_xscale("log")
-    axes.xaxis.set_major_formatter(_plain_numbers())
     low = min((p.score - (p.std or 0) for p in clipped), default=0.0)
     high = max((p.score + (p.std or 0) for p in clipped), default=1.0)
     pad = max(high - low, 1.0) * 0.12
     axes.set_ylim(low - pad, high + pad)
     left, right = min(p.params for p in clipped), max(p.params for p in clipped)
     axes.set_xlim(left / 2.5, right * 2.5)
+    _plain_log_ticks(axes.xaxis, math.log10(right * 6.25 / left))
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     if title:
