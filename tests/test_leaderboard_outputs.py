@@ -112,8 +112,11 @@ def test_markdown_escape_keeps_a_cell_one_cell_of_plain_text() -> None:
     for name in HOSTILE:
         text = escape.markdown(name)
         assert "\n" not in text and not re.search(r"(?<!\\)\|", text) and "<" not in text
-        assert not re.search(r"(?<!\\)[`*$\[\]]", text)
+        assert not re.search(r"(?<!\\)[`*$]", text) and not re.search(r"(?<!\\)\][(\[:]", text)
     assert escape.markdown(SCRIPT) == "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert escape.markdown("[x](javascript:alert(1)) ![i](a.png) [r]: u") == \
+        "[x\\](javascript:alert(1)) ![i\\](a.png) [r\\]: u"  # no link, image or link definition
+    assert escape.markdown("vpt_deep [vpt_2022]") == "vpt_deep [vpt_2022]"
     assert escape.markdown("deep_share") == "deep_share"  # intraword underscores stay readable
     assert escape.markdown("_x_") == "\\_x\\_"
 
@@ -246,7 +249,7 @@ def test_hparams_table_heatmap_and_curves_come_from_the_records(hostile_store: P
     assert metric_table.rows[0].values["=SUM(A1)"] == pytest.approx((2.5, 1.0, 3))
 
 
-# write(): stale files, skipped figures, the default folder --------------------------------------------------------------
+# write(): stale files, skipped figures, the default folder ------------------------------------------------------------
 
 
 def test_write_removes_its_stale_files_only_and_says_why_figures_are_missing(hostile_store: Path,

@@ -63,6 +63,7 @@ def test_every_figure_renders_in_both_formats_and_shows_names_as_written() -> No
     # The legend lists every method, also b, which has no bar in the first group.
     assert bars.svg.count(r">$\frac{1}{0}$<") == 1 and bars.svg.count(">a<") == 1
     assert r">$\frac{1}{0}$<" in seeds.svg and r">$\frac{1}{0}$ (1.80)<" in cd.svg
+    assert ">Pareto front<" in pareto.svg and ">linear (0 %)<" in pareto.svg
     assert ">Train loss<" in curves.svg and ">Val top-1<" in curves.svg
     assert ">45.0<" in heat.svg and ">div.<" in heat.svg and heat.svg.count(">–<") == 0
 

@@ -21,20 +21,24 @@ def one_line(text: str) -> str:
 
 # Markdown (GitHub-flavoured) --------------------------------------------------------------------------------------
 
-_MD_PUNCTUATION = {"\\": "\\\\", "`": "\\`", "*": "\\*", "[": "\\[", "]": "\\]", "|": "\\|", "~": "\\~",
-                   "$": "\\$", "#": "\\#", "!": "\\!", "<": "&lt;", ">": "&gt;", "&": "&amp;"}
+_MD_PUNCTUATION = {"\\": "\\\\", "`": "\\`", "*": "\\*", "|": "\\|", "~": "\\~", "$": "\\$", "<": "&lt;",
+                   ">": "&gt;", "&": "&amp;"}
 
 
 def markdown(text: str) -> str:
-    """Text for a Markdown table cell or paragraph: no HTML tag or entity, emphasis, code span, link, math or
-    strikethrough can start, `|` cannot end the cell and a newline cannot end the row. Underscores inside a word
-    stay as they are (`deep_share`: GitHub never reads them as emphasis)."""
+    """Text for a Markdown table cell or paragraph: no HTML tag or entity, emphasis, code span, link, image, math
+    or strikethrough can start, `|` cannot end the cell and a newline cannot end the row. Kept readable: an
+    underscore inside a word stays (`deep_share`: GitHub never reads it as emphasis), and a bracket only gets a
+    backslash where it could close a link (`](`, `][`, `]:`), so `vpt_deep [vpt_2022]` reads as it is."""
     text = one_line(text)
     out = []
     for i, char in enumerate(text):
+        after = text[i + 1:i + 2]
         if char == "_":
-            inside = 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
+            inside = 0 < i < len(text) - 1 and text[i - 1].isalnum() and after.isalnum()
             out.append("_" if inside else "\\_")
+        elif char == "]":
+            out.append("\\]" if after in ("(", "[", ":") else "]")
         else:
             out.append(_MD_PUNCTUATION.get(char, char))
     return "".join(out)
