@@ -103,11 +103,14 @@ def _svg(figure: Any) -> str:
 
 
 def _render(figure: Any) -> Rendered:
-    """Both formats; call inside the _figure block, so the rc settings hold while drawing."""
+    """Both formats; call inside the _figure block, so the rc settings hold while drawing. The tight bounding box
+    is measured once for both (bbox_inches="tight" would draw the figure again for each format)."""
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # its font subsetting logs every glyph at INFO
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="pdf", metadata=METADATA["pdf"], bbox_inches="tight")
-    return Rendered(_svg(figure), buffer.getvalue())
+    bbox = figure.get_tightbbox(_renderer(figure)).padded(0.1)  # 0.1 inch: savefig's pad_inches default
+    pdf, svg = io.BytesIO(), io.StringIO()
+    figure.savefig(pdf, format="pdf", metadata=METADATA["pdf"], bbox_inches=bbox)
+    figure.savefig(svg, format="svg", metadata=METADATA["svg"], bbox_inches=bbox)
+    return Rendered(svg.getvalue(), pdf.getvalue())
 
 
 def _renderer(figure: Any) -> Any:
@@ -272,18 +275,21 @@ def _bars(figure: Any, methods: Sequence[str], groups: Mapping[str, Sequence[flo
     names = list(groups)
     width = 0.8 / max(1, len(methods))
     axes = figure.add_subplot()
-    for m in range(len(methods)):
+    for m in range(len(methods)):  # one bar and one error-bar call per method (hundreds of bars stay fast)
         colour, hatch = PALETTE[m % len(PALETTE)], "//" if m >= len(PALETTE) else None
-        for g, name in enumerate(names):
-            value = groups[name][m]
-            x = g - 0.4 + (m + 0.5) * width
+        xs = [g - 0.4 + (m + 0.5) * width for g in range(len(names))]
+        values = [groups[name][m] for name in names]
+        for x, value in zip(xs, values, strict=True):
             if value is None:
                 axes.text(x, 0, "–", ha="center", va="bottom", fontsize=7)
-                continue
-            axes.bar([x], [value], width=width, color=colour, hatch=hatch)
-            error = None if errors is None else errors[name][m]
-            if error:
-                axes.errorbar([x], [value], yerr=[error], fmt="none", ecolor="#333333", elinewidth=0.7, capsize=1.5)
+        shown = [(x, v) for x, v in zip(xs, values, strict=True) if v is not None]
+        if shown:
+            axes.bar([x for x, _ in shown], [v for _, v in shown], width=width, color=colour, hatch=hatch)
+        spread = [(x, v, e) for x, v, name in zip(xs, values, names, strict=True)
+                  if v is not None and errors is not None and (e := errors[name][m])]
+        if spread:
+            axes.errorbar([x for x, _, _ in spread], [v for _, v, _ in spread], yerr=[e for _, _, e in spread],
+                          fmt="none", ecolor="#333333", elinewidth=0.7, capsize=1.5)
     # The legend is built from every method, so a method missing from the first group is still listed.
     handles = [Patch(facecolor=PALETTE[m % len(PALETTE)], hatch="//" if m >= len(PALETTE) else None, label=method)
                for m, method in enumerate(methods)]
@@ -314,27 +320,36 @@ def group_bars_svg(methods: Sequence[str], groups: Mapping[str, Sequence[float |
 
 
 def seed_points(panels: Sequence[SeedPanel]) -> Rendered:
-    """One panel per task: a dot per seed for every method, the mean as a bar across them and ± one std."""
-    count = max((len(p.methods) for p in panels), default=1)
-    width = max(3.2, 0.32 * count + 1.4)
+    """One panel per task: a dot per seed for every method, the mean as a bar across them and ± one std. Every
+    panel places the methods at the same x (a method without runs on a task leaves a gap), so only the panels at
+    the bottom of each column name them."""
+    methods = list(dict.fromkeys(label for panel in panels for label, _ in panel.methods))
+    place = {label: i for i, label in enumerate(methods)}
+    width = max(3.2, 0.24 * len(methods) + 1.2)
     rows, columns = _grid(len(panels), max(1, int(13 // width)))
-    with _figure(width * columns, 3.4 * rows) as figure:
+    with _figure(width * columns, 2.6 * rows + 1.2) as figure:
         for n, panel in enumerate(panels):
             axes = figure.add_subplot(rows, columns, n + 1)
-            for m, (_, scores) in enumerate(panel.methods):
-                colour = PALETTE[m % len(PALETTE)]
-                k = len(scores)
-                xs = [m + (0.24 * (j / (k - 1) - 0.5) if k > 1 else 0.0) for j in range(k)]
-                axes.scatter(xs, list(scores), s=10, color=colour, alpha=0.75, linewidths=0, zorder=3)
-                if scores:
-                    mean = sum(scores) / k
-                    std = math.sqrt(sum((s - mean) ** 2 for s in scores) / (k - 1)) if k > 1 else 0.0
-                    axes.hlines(mean, m - 0.22, m + 0.22, color="black", linewidth=1.2, zorder=4)
-                    if std:
-                        axes.vlines(m, mean - std, mean + std, color="black", linewidth=0.8, zorder=4)
-            axes.set_xticks(range(len(panel.methods)), [label for label, _ in panel.methods], rotation=45, ha="right",
-                            fontsize=7)
-            axes.set_xlim(-0.6, len(panel.methods) - 0.4)
+            xs, ys, colours, centres, means, stds = [], [], [], [], [], []  # one call per kind of mark
+            for label, scores in panel.methods:
+                m, k = place[label], len(scores)
+                if not k:
+                    continue
+                xs += [m + (0.24 * (j / (k - 1) - 0.5) if k > 1 else 0.0) for j in range(k)]
+                ys += list(scores)
+                colours += [PALETTE[m % len(PALETTE)]] * k
+                mean = sum(scores) / k
+                centres.append(m)
+                means.append(mean)
+                stds.append(math.sqrt(sum((s - mean) ** 2 for s in scores) / (k - 1)) if k > 1 else 0.0)
+            axes.scatter(xs, ys, s=10, c=colours, alpha=0.75, linewidths=0, zorder=3)
+            axes.hlines(means, [c - 0.22 for c in centres], [c + 0.22 for c in centres], color="black",
+                        linewidth=1.2, zorder=4)
+            axes.vlines(centres, [m - s for m, s in zip(means, stds, strict=True)],
+                        [m + s for m, s in zip(means, stds, strict=True)], color="black", linewidth=0.8, zorder=4)
+            bottom = n + columns >= len(panels)  # no panel below this one
+            axes.set_xticks(range(len(methods)), methods if bottom else [], rotation=45, ha="right", fontsize=7)
+            axes.set_xlim(-0.6, len(methods) - 0.4)
             axes.set_ylabel(panel.ylabel)
             axes.set_title(panel.title, fontsize=9)
             axes.grid(axis="y", alpha=0.3)
