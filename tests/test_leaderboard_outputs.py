@@ -231,6 +231,21 @@ def test_mean_only_over_one_metric(tmp_path: Path) -> None:
     assert same.mean_index is not None and same.columns[-1].metric == "BLEU"
 
 
+def test_across_tasks_best_is_by_mean_rank_when_metrics_differ(tmp_path: Path) -> None:
+    # c wins BLEU by far but is last on ROUGE-2: the best mean would be c, the best mean rank is b.
+    scores = {"a": (10.0, 15.0), "b": (25.0, 20.0), "c": (90.0, 1.0)}
+    for method, (bleu, rouge) in scores.items():
+        for seed in range(2):
+            write_record(tmp_path, f"s/bleu/{method}", task="s/bleu", method=method, stage="final", seed=seed,
+                         metrics={"primary": "BLEU", "BLEU": bleu + seed}, seeds=2)
+            write_record(tmp_path, f"s/rouge/{method}", task="s/rouge", method=method, stage="final", seed=seed,
+                         metrics={"primary": "ROUGE-2", "ROUGE-2": rouge + seed}, seeds=2)
+    board = leaderboard.build(RunStore(tmp_path), "s", ["s/bleu", "s/rouge"], None, plots=False)
+    assert board.across is not None and board.across.best == "b"
+    assert [r.label for r in board.rows] == ["b", "c", "a"]  # rows by mean rank too: 1.5, 2, 2.5
+    assert "Wilcoxon signed-rank against the best mean rank" in leaderboard.render_markdown(board)
+
+
 def test_hparams_table_heatmap_and_curves_come_from_the_records(hostile_store: Path) -> None:
     board = hostile_board(hostile_store)
     chosen = next(h for h in board.hparams if h.method == "plain" and h.task == FORMULA)

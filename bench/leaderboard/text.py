@@ -207,11 +207,13 @@ def statistics_tables(board: Board) -> list[StatsTable]:
         rows = [[across.best or "", method, str(result.n), f"{result.statistic:g}", _p(result.p_value), _p(p_holm)]
                 for method, (result, p_holm) in sorted(across.wilcoxon.items(), key=lambda kv: (kv[1][1], kv[0]))]
         out.append(StatsTable(
-            "Across tasks: Wilcoxon signed-rank against the best mean",
+            "Across tasks: Wilcoxon signed-rank against the best mean" + (" rank" if board.no_mean else ""),
             ["Best", "Method", "n (tasks)", "W", "p", "p (Holm)"], rows,
             f"Two-sided Wilcoxon signed-rank on per-task means (scipy), over the {len(across.tasks)} tasks every "
             f"listed method has; Holm over the {len(across.wilcoxon)} comparisons. With n tasks the smallest "
-            f"possible p is 2/2^n ({2 / 2 ** len(across.tasks):.3g} here)."))
+            f"possible p is 2/2^n ({2 / 2 ** len(across.tasks):.3g} here)."
+            + (" The tasks use different metrics, so the best is the method with the best mean rank, and the signed "
+               "ranks mix the metrics' scales; the Friedman ranks below do not." if board.no_mean else "")))
     if across.friedman is not None:
         friedman = across.friedman
         rows = [[method, f"{rank:.2f}"] for method, rank in sorted(across.mean_ranks.items(),
