@@ -166,9 +166,10 @@ def test_every_format_is_deterministic_and_consistent(toy_store: Path, tmp_path:
         board = leaderboard.build(RunStore(toy_store), "toy", TASKS, None)
         paths = leaderboard.write(board, tmp_path / folder)
         outputs.append({p.name: p.read_bytes() for p in paths})
-    assert outputs[0] == outputs[1]
-    assert set(outputs[0]) == {"toy.md", "toy.tex", "toy.html", "toy.csv", "toy.json", "toy-pareto.svg",
-                               "toy-groups.svg", "toy-cd.svg"}
+    assert outputs[0] == outputs[1]  # PDF figures included
+    figures = {f"toy-{kind}.{ext}" for kind in ("pareto", "groups", "tasks", "cd") for ext in ("svg", "pdf")}
+    assert set(outputs[0]) == {"toy.md", "toy.tex", "toy-table.tex", "toy-hparams-table.tex", "toy.html", "toy.csv",
+                               "toy-hparams.csv", "toy.json", *figures}
     rows = list(csv.DictReader(io.StringIO(outputs[0]["toy.csv"].decode())))
     weak_a = next(r for r in rows if r["method"] == "weak" and r["column"] == "toy/a")
     data = json.loads(outputs[0]["toy.json"])
@@ -178,6 +179,7 @@ def test_every_format_is_deterministic_and_consistent(toy_store: Path, tmp_path:
     assert data["significance"]["across_tasks"]["best"] == "best"
     markdown = outputs[0]["toy.md"].decode()
     assert "## Statistics" in markdown and "![Critical-difference diagram](toy-cd.svg)" in markdown
+    assert "- curves: no per-epoch history in the final run records" in markdown  # the toy records have none
 
 
 def test_reference_rows_form_their_own_labelled_block(tmp_path: Path) -> None:
@@ -191,7 +193,7 @@ def test_reference_rows_form_their_own_labelled_block(tmp_path: Path) -> None:
     vpt = row(board, "vpt_deep [vpt_2022]")
     assert vpt.entries[0].value == 88.5 and vpt.entries[0].place == 0  # reference rows never take a mark
     markdown = leaderboard.render_markdown(board)
-    assert "Published reference rows (not run here" in markdown and "- [vpt_2022]: Jia, Tang" in markdown
+    assert "Published reference rows (not run here" in markdown and "- \\[vpt_2022\\]: Jia, Tang" in markdown
     assert "(n=1)" in markdown
 
 
@@ -201,12 +203,18 @@ def test_latex_compiles(toy_store: Path, tmp_path: Path) -> None:
     from bench.reference import load_references
 
     board = leaderboard.build(RunStore(toy_store), "toy_suite & more", TASKS, None, references=load_references(),
-                              plots=False)
-    (tmp_path / "board.tex").write_text(leaderboard.render_latex(board))
-    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "board.tex"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+                              groups={"natural": ["toy/a", "toy/c"], "structured": ["toy/b", "toy/d"]})
+    written = leaderboard.write(board, tmp_path, ("tex",))
+    assert sorted(p.name for p in written if p.suffix == ".tex") == [
+        "toy_suite-more-hparams-table.tex", "toy_suite-more-table.tex", "toy_suite-more.tex"]
+    table = (tmp_path / "toy_suite-more-table.tex").read_text()
+    assert r"\multicolumn{4}{c}{Natural}" in table and r"\cmidrule(lr){2-5}" in table  # a, c under Natural
+    assert r"\begin{tabular}{@{}lr@{\,}lr@{\,}l" in table and "longtable" not in table
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "toy_suite-more.tex"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:]
-    assert (tmp_path / "board.pdf").stat().st_size > 1000
+    assert "Rerun" not in done.stdout  # one pass is enough
+    assert (tmp_path / "toy_suite-more.pdf").stat().st_size > 10_000
 
 
 def chromium() -> str | None:
@@ -225,7 +233,7 @@ def test_html_opens_in_a_headless_browser_with_table_and_plots(toy_store: Path, 
                           timeout=120)
     dom = done.stdout
     assert done.returncode == 0 and '<table class="sortable">' in dom, done.stderr[-2000:]
-    assert dom.count("<svg") == 3 and "<strong>" in dom and "Statistics" in dom
+    assert dom.count("<svg") == len(board.plots) == 4 and "<strong>" in dom and "Statistics" in dom
     shot = tmp_path / "shot.png"
     subprocess.run([str(chromium()), *flags, f"--screenshot={shot}", "--window-size=1400,1000", page.as_uri()],
                    capture_output=True, timeout=120)
@@ -235,7 +243,7 @@ def test_html_opens_in_a_headless_browser_with_table_and_plots(toy_store: Path, 
 def test_cli_writes_the_formats_and_refuses_bad_options(toy_store: Path, tmp_path: Path) -> None:
     common = ["--results", str(toy_store)]
     assert main(["leaderboard", *common, "--out", str(tmp_path / "out"), "--format", "md,csv", "--no-plots"]) == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["all.csv", "all.md"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["all-hparams.csv", "all.csv", "all.md"]
     assert main(["leaderboard", *common, "--out", str(tmp_path / "board.md")]) == 2
     assert main(["leaderboard", *common, "--format", "pdf"]) == 2
     assert main(["leaderboard", *common, "--alpha", "2"]) == 2

@@ -1,25 +1,34 @@
 """Leaderboards rebuilt from the run store only: collect cells, test differences, lay out a Board, render it.
 
 Same runs -> byte-identical files: everything is sorted, random tests are seeded, plots carry no dates, and no
-timestamp or path of this machine is written. A new layout or test never needs a re-run.
+timestamp or path of this machine is written. A new layout or test never needs a re-run. `write` owns the files
+of its suite in the output folder: it removes those an earlier write left and this one does not produce.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from bench.leaderboard.board import Board, build_board
 from bench.leaderboard.collect import Cell, Collected, collect
+from bench.leaderboard.details import read_details
+from bench.leaderboard.escape import file_part
 from bench.leaderboard.html import render_html
-from bench.leaderboard.latex import render_latex
-from bench.leaderboard.machine import render_csv, render_json
+from bench.leaderboard.latex import latex_files, render_latex
+from bench.leaderboard.machine import render_csv, render_hparams_csv, render_json, render_metrics_csv
 from bench.leaderboard.markdown import render_markdown
+from bench.leaderboard.plots import Rendered
 from bench.leaderboard.significance import Settings, across_tasks, per_task_tests
 from bench.reference import ReferenceTable
 from bench.store import RunStore, atomic_write_bytes
 
 FORMATS = ("md", "tex", "html", "csv", "json")
-__all__ = ["FORMATS", "Board", "Cell", "Collected", "Settings", "build", "collect", "write"]
+__all__ = ["FORMATS", "Board", "Cell", "Collected", "Settings", "Written", "build", "collect", "default_out_dir",
+           "render_html", "render_latex", "render_markdown", "write"]
+log = logging.getLogger(__name__)
 
 
 def build(store: RunStore, name: str, tasks: list[str] | None, methods: list[str] | None,
@@ -32,53 +41,89 @@ def build(store: RunStore, name: str, tasks: list[str] | None, methods: list[str
     method_names = methods or collected.methods
     task_tests = per_task_tests(collected.cells, task_names, settings)
     across = across_tasks(collected.cells, task_names, method_names, settings)
+    details = read_details(store.root, {pair: cell for pair, cell in collected.cells.items()
+                                        if pair[0] in task_names and pair[1] in method_names})
     board = build_board(name, collected, task_names, method_names, groups or {}, references or {}, task_tests,
-                        across, settings)
+                        across, settings, details)
     if plots:
         board.plots = draw_plots(board)
+    else:
+        board.skipped_plots = {"all": "plots not requested (--no-plots)"}
     return board
 
 
-def draw_plots(board: Board) -> dict[str, str]:
-    """Pareto front (mean vs trainable %), group (or task) bars, and the CD diagram when Friedman ran."""
-    import bench.leaderboard.plots as plots
+def draw_plots(board: Board) -> dict[str, Rendered]:
+    """The figures (bench.leaderboard.figures); the reasons for those not drawn go to board.skipped_plots."""
+    from bench.leaderboard.figures import draw
 
-    runs = [r for r in board.rows if r.block == "runs"]
-    out = {}
-    points = [(r.label, r.trainable_percent, r.entries[-1].value) for r in runs
-              if r.entries[-1].value is not None and r.trainable_percent is not None]
-    if points:
-        out["pareto"] = plots.pareto_svg([(label, float(p), float(v)) for label, p, v in points])
-    kind = "group" if any(c.kind == "group" for c in board.columns) else "task"
-    indices = [i for i, c in enumerate(board.columns) if c.kind == kind]
-    if runs and indices:
-        bars = {board.columns[i].label: [r.entries[i].value for r in runs] for i in indices}
-        out["groups"] = plots.group_bars_svg([r.label for r in runs], bars)
-    across = board.across
-    if across is not None and across.friedman is not None:
-        out["cd"] = plots.cd_diagram_svg(across.mean_ranks, across.critical_difference, across.cliques)
-    return out
+    figures, board.skipped_plots = draw(board)
+    return figures
 
 
 def file_stem(name: str) -> str:
-    return name.replace("/", "-")
+    """'vtab' -> 'vtab', 'mini/counting' -> 'mini-counting': safe in a file name, a URL and a TeX \\input."""
+    return file_part(name)
 
 
-def write(board: Board, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
-    """Write the requested formats and the plots into out_dir as <name>.<ext> and <name>-<plot>.svg."""
+def default_out_dir(results_root: Path) -> Path:
+    """Where `bench leaderboard` writes when no --out is given: <results root>/../leaderboards/local, i.e.
+    results/leaderboards/local/ for the default store results/runs. Never results/leaderboards/ itself, where the
+    committed example boards live, so a first run cannot overwrite them (and the folder is for git to ignore)."""
+    return results_root.parent / "leaderboards" / "local"
+
+
+_PLOT_KINDS = "pareto|groups|tasks|curves|cd|heatmap-[A-Za-z0-9._-]+"
+
+
+def owned(out_dir: Path, stem: str) -> list[Path]:
+    """The files in out_dir that a write of this suite produces in some configuration (any format, any plot)."""
+    pattern = re.compile(re.escape(stem) + r"(\.(md|tex|html|csv|json)|-(table|hparams-table|metrics-table)\.tex"
+                         r"|-(hparams|metrics)\.csv|-(" + _PLOT_KINDS + r")\.(svg|pdf))")
+    if not out_dir.is_dir():
+        return []
+    return sorted(p for p in out_dir.iterdir() if p.is_file() and pattern.fullmatch(p.name))
+
+
+class Written(list[Path]):
+    """The files written (iterate it as a list), the stale files removed, and one line per figure not drawn."""
+
+    def __init__(self, paths: Iterable[Path], removed: list[Path], skipped: list[str]) -> None:
+        super().__init__(paths)
+        self.removed = removed
+        self.skipped = skipped
+
+
+def write(board: Board, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> Written:
+    """Write the requested formats and the figures into out_dir: <stem>.<format>, the LaTeX tables
+    <stem>-{table,hparams-table,metrics-table}.tex, <stem>-{hparams,metrics}.csv, figures <stem>-<kind>.{svg,pdf}.
+    Files of this suite from an earlier write that this one does not produce are removed; each figure not drawn
+    is logged (INFO) with its reason and returned in .skipped."""
     stem = file_stem(board.name)
-    written = []
-    plot_files = {kind: f"{stem}-{kind}.svg" for kind in board.plots}
-    for kind, svg in board.plots.items():
-        written.append(_write(out_dir / plot_files[kind], svg))
-    renderers = {"md": lambda: render_markdown(board, plot_files), "tex": lambda: render_latex(board),
-                 "html": lambda: render_html(board), "csv": lambda: render_csv(board),
-                 "json": lambda: render_json(board)}
+    files: dict[str, bytes] = {}
+    plot_files = {}
+    for kind, rendered in board.plots.items():
+        files[f"{stem}-{kind}.svg"] = rendered.svg.encode()
+        files[f"{stem}-{kind}.pdf"] = rendered.pdf
+        plot_files[kind] = f"{stem}-{kind}"
+    renderers: dict[str, Callable[[], dict[str, str]]] = {
+        "md": lambda: {f"{stem}.md": render_markdown(board, {k: f"{v}.svg" for k, v in plot_files.items()})},
+        "tex": lambda: latex_files(board, stem, {k: f"{v}.pdf" for k, v in plot_files.items()}),
+        "html": lambda: {f"{stem}.html": render_html(board)},
+        "csv": lambda: {f"{stem}.csv": render_csv(board), f"{stem}-hparams.csv": render_hparams_csv(board),
+                        **({f"{stem}-metrics.csv": render_metrics_csv(board)} if board.metric_tables else {})},
+        "json": lambda: {f"{stem}.json": render_json(board)},
+    }
     for fmt in formats:
-        written.append(_write(out_dir / f"{stem}.{fmt}", renderers[fmt]()))
-    return written
-
-
-def _write(path: Path, text: str) -> Path:
-    atomic_write_bytes(path, text.encode())
-    return path
+        files.update({name: text.encode() for name, text in renderers[fmt]().items()})
+    removed = [path for path in owned(out_dir, stem) if path.name not in files]
+    for path in removed:
+        path.unlink()
+        log.info("removed %s (an earlier leaderboard's file this one does not produce)", path)
+    written = []
+    for name, data in files.items():
+        atomic_write_bytes(out_dir / name, data)
+        written.append(out_dir / name)
+    skipped = [f"{kind}: {reason}" for kind, reason in board.skipped_plots.items()]
+    for line in skipped:
+        log.info("figure not drawn, %s", line)
+    return Written(written, removed, skipped)

@@ -4,17 +4,21 @@ Every renderer (Markdown, LaTeX, HTML, CSV, JSON) reads a Board, so the formats 
 cells are mean ± sample std over the final seeds, with the seed count when it is not the protocol's; the best
 of a column is bold and the second underlined (our runs only; ties share the mark); † marks a method not
 significantly worse than the task's best after Holm correction; a group mean or the mean is shown only when
-every task it needs is present, otherwise "–" with a footnote, like any other missing cell.
+every task it needs is present, otherwise "–" with a footnote, like any other missing cell. Different metrics are
+never averaged: a group column needs one metric over its tasks, the Mean column one metric over all tasks.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from bench.leaderboard.collect import Collected
+from bench.leaderboard.collect import Cell, Collected
+from bench.leaderboard.details import CellDetail
+from bench.leaderboard.plots import Rendered
 from bench.leaderboard.significance import AcrossTasks, Settings, TaskTests
 from bench.reference import ReferenceTable
 
@@ -49,6 +53,41 @@ class Row:
     cost_h: float | None = None
     source: str | None = None
     footnote: str | None = None  # on the row label (e.g. a pruned grid)
+    method: str = ""  # the method identifier (label is "<method> [<source>]" on reference rows)
+
+
+@dataclass(frozen=True)
+class HparamRow:
+    """The hyper-parameters a cell's final runs used, and how they were chosen (from the record's selection)."""
+
+    task: str
+    method: str
+    lr: float
+    wd: float
+    hparams: dict[str, Any]
+    rule: str  # the selection rule as recorded ("max val top1; ties -> ...", "fixed (single-point grid)")
+    metric: str | None = None  # the val metric of the grid search (None: no search)
+    val_score: float | None = None  # the selected grid point's val score
+    candidates: int | None = None  # grid points searched
+    diverged: int = 0
+    pruned: bool = False
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    method: str
+    values: dict[str, tuple[float, float, int]]  # metric -> (mean, sample std, seeds)
+
+
+@dataclass(frozen=True)
+class MetricTable:
+    """Every test metric the final runs of a task computed (E2E: BLEU, NIST, METEOR, ROUGE-L, CIDEr), one row per
+    method, mean and std over the seeds: the leaderboard shows the primary metric only."""
+
+    task: str
+    primary: str
+    metrics: list[str]
+    rows: list[MetricRow]
 
 
 @dataclass(frozen=True)
@@ -78,12 +117,28 @@ class Board:
     settings: Settings = field(default_factory=Settings)
     task_tests: TaskTests = field(default_factory=TaskTests)
     across: AcrossTasks | None = None
-    plots: dict[str, str] = field(default_factory=dict)
+    plots: dict[str, Rendered] = field(default_factory=dict)
+    skipped_plots: dict[str, str] = field(default_factory=dict)  # figure -> why it was not drawn
     reproduction: list[Reproduction] = field(default_factory=list)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+    details: dict[tuple[str, str], CellDetail] = field(default_factory=dict)
+    hparams: list[HparamRow] = field(default_factory=list)
+    metric_tables: list[MetricTable] = field(default_factory=list)
+    no_mean: str | None = None  # why the board has no Mean column
 
     @property
     def metrics(self) -> list[str]:
         return sorted({c.metric for c in self.columns if c.kind == "task"})
+
+    @property
+    def mean_index(self) -> int | None:
+        """The index of the Mean column (None when the tasks use different metrics)."""
+        return next((i for i, c in enumerate(self.columns) if c.kind == "mean"), None)
+
+    @property
+    def tasks(self) -> list[str]:
+        return [c.key for c in self.columns if c.kind == "task"]
 
     def footnote_mark(self, text: str) -> str:
         """A stable letter per distinct footnote text, in order of first use."""
@@ -100,29 +155,112 @@ def short_labels(tasks: list[str]) -> dict[str, str]:
     return {t: tail if tails.count(tail) == 1 else t for t, tail in zip(tasks, tails, strict=True)}
 
 
+def grouped_order(tasks: list[str], groups: Mapping[str, list[str]]) -> list[str]:
+    """The tasks group by group (in the suite's group order), then those in no group: every group's tasks are
+    adjacent columns, so a table can head them with the group's name."""
+    ordered = [t for members in groups.values() for t in members if t in tasks]
+    ordered = list(dict.fromkeys(ordered))
+    return ordered + [t for t in tasks if t not in ordered]
+
+
 def build_board(name: str, collected: Collected, tasks: list[str], methods: list[str],
                 groups: dict[str, list[str]], references: dict[str, ReferenceTable], task_tests: TaskTests,
-                across: AcrossTasks | None, settings: Settings) -> Board:
-    metric_of = {t: c.metric for (t, _), c in collected.cells.items()}
+                across: AcrossTasks | None, settings: Settings,
+                details: Mapping[tuple[str, str], CellDetail] | None = None) -> Board:
+    tasks = grouped_order(tasks, groups)
+    metric_of = {t: c.metric for (t, _), c in sorted(collected.cells.items()) if t in tasks}
+    known = sorted(set(metric_of.values()))
+    shared = known[0] if len(known) == 1 else None
     labels = short_labels(tasks)
-    columns = [Column(t, labels[t], "task", metric_of.get(t, "top1")) for t in tasks]
-    columns += [Column(g, g.capitalize(), "group", "mean") for g in groups]
-    columns.append(Column("mean", "Mean", "mean", "mean"))
-    board = Board(name=name, columns=columns, rows=[], settings=settings, task_tests=task_tests, across=across)
+    columns = [Column(t, labels[t], "task", metric_of.get(t, shared or "top1")) for t in tasks]
+    kept_groups = {}
+    for group, members in groups.items():
+        metrics = {metric_of[t] for t in members if t in metric_of}
+        if len(metrics) <= 1:
+            kept_groups[group] = members
+            columns.append(Column(group, group.capitalize(), "group", next(iter(metrics), shared or "top1")))
+    if shared is not None or not known:
+        columns.append(Column("mean", "Mean", "mean", shared or "top1"))
+    board = Board(name=name, columns=columns, rows=[], settings=settings, task_tests=task_tests, across=across,
+                  groups={g: [t for t in members if t in tasks] for g, members in kept_groups.items()})
+    if shared is None and known:
+        board.no_mean = (f"No mean over tasks: they are scored with different metrics ({', '.join(known)}), "
+                         "which are never averaged")
     board.devices = sorted({d for (t, m), ds in collected.devices.items() if t in tasks and m in methods for d in ds})
-    runs = [_run_row(board, collected, method, tasks, groups) for method in methods]
-    runs.sort(key=lambda r: (r.entries[-1].value is None, -(r.entries[-1].value or 0.0), r.label))
+    board.cells = {pair: cell for pair, cell in collected.cells.items() if pair[0] in tasks and pair[1] in methods}
+    board.details = {pair: d for pair, d in (details or {}).items() if pair in board.cells}
+    runs = [_run_row(board, collected, method, tasks, kept_groups) for method in methods]
+    runs.sort(key=_row_order(board, runs))
     _mark_places(runs, len(columns))
     board.rows.extend(runs)
     board.reproduction = reproduction(collected, references, tasks)
     for ref_name, table in references.items():
-        rows = [_reference_row(board, ref_name, method, values, tasks, groups)
+        rows = [_reference_row(board, ref_name, method, values, tasks, kept_groups)
                 for method, values in table.methods.items() if any(t in values for t in tasks)]
         if rows:
             board.rows.extend(rows)
             suffix = " (values read from a figure)" if table.kind == "figure" else ""
             board.sources.append((ref_name, table.citation + suffix))
+    board.hparams = hparam_rows(board)
+    board.metric_tables = metric_tables(board, [r.method for r in runs])
     return board
+
+
+def _row_order(board: Board, runs: list[Row]) -> Any:
+    """By the mean (best first); without a Mean column, by the mean rank over the tasks the row has."""
+    index = board.mean_index
+    if index is not None:
+        return lambda r: (r.entries[index].value is None, -(r.entries[index].value or 0.0), r.label)
+    ranks: dict[str, list[float]] = {r.label: [] for r in runs}
+    for i, column in enumerate(board.columns):
+        if column.kind != "task":
+            continue
+        values = sorted((v for r in runs if (v := r.entries[i].value) is not None), reverse=True)
+        for r in runs:
+            value = r.entries[i].value
+            if value is not None:
+                ranks[r.label].append(1 + values.index(value) + (values.count(value) - 1) / 2)
+    return lambda r: (not ranks[r.label], statistics.mean(ranks[r.label]) if ranks[r.label] else 0.0, r.label)
+
+
+def hparam_rows(board: Board) -> list[HparamRow]:
+    """One row per cell with details, in task-column order then the table's row order."""
+    order = {r.method: i for i, r in enumerate(board.rows) if r.block == "runs"}
+    out = []
+    for task in board.tasks:
+        for method in sorted((m for t, m in board.details if t == task), key=lambda m: (order.get(m, 0), m)):
+            detail = board.details[(task, method)]
+            selection = detail.selection or {}
+            metric = selection.get("metric")
+            value = selection.get(f"val_{metric}") if metric else None
+            out.append(HparamRow(
+                task=task, method=method, lr=detail.lr, wd=detail.wd, hparams=detail.hparams,
+                rule=str(selection.get("rule", "not recorded (the run record has no selection)")),
+                metric=metric, val_score=None if value is None else float(value),
+                candidates=selection.get("candidates"), diverged=int(selection.get("diverged") or 0),
+                pruned="grid_prune" in selection))
+    return out
+
+
+def metric_tables(board: Board, methods: list[str]) -> list[MetricTable]:
+    """A table per task whose final runs computed more than the primary metric (the language tasks)."""
+    out = []
+    for task in board.tasks:
+        details = [board.details[(task, m)] for m in methods if (task, m) in board.details]
+        names = list(dict.fromkeys(n for d in details for n in d.metric_names))
+        if len(names) < 2:
+            continue
+        rows = []
+        for detail in details:
+            values = {}
+            for name in names:
+                scores = [run.metrics[name] for run in detail.seeds if name in run.metrics]
+                if scores:
+                    std = statistics.stdev(scores) if len(scores) > 1 else 0.0
+                    values[name] = (statistics.mean(scores), std, len(scores))
+            rows.append(MetricRow(detail.method, values))
+        out.append(MetricTable(task, details[0].metric, names, rows))
+    return out
 
 
 def reproduction(collected: Collected, references: dict[str, ReferenceTable], tasks: list[str]) -> list[Reproduction]:
@@ -174,7 +312,7 @@ def _run_row(board: Board, collected: Collected, method: str, tasks: list[str], 
     note = None if not pruned else board.footnote_mark(
         f"hyper-parameters chosen by a pruned grid (--grid-prune: successive halving on val) on {len(pruned)} of "
         f"{len(tasks)} tasks, not the paper's full grid")
-    return Row(method, "runs", entries, footnote=note,
+    return Row(method, "runs", entries, footnote=note, method=method,
                trainable_m=statistics.mean(trainables) / 1e6 if trainables else None,
                trainable_percent=statistics.mean(percents) if percents else None,
                cost_h=cost / 3600.0 if any((t, method) in collected.wall_s for t in tasks) else None)
@@ -189,12 +327,13 @@ def _reference_row(board: Board, ref_name: str, method: str, values: dict[str, f
         else:
             entries.append(Entry(None, footnote=board.footnote_mark(f"not reported by {ref_name}")))
     entries.extend(_mean_entries(board, {t: values[t] for t in tasks if t in values}, tasks, groups))
-    return Row(f"{method} [{ref_name}]", "reference", entries, source=ref_name)
+    return Row(f"{method} [{ref_name}]", "reference", entries, source=ref_name, method=method)
 
 
 def _mean_entries(board: Board, means: dict[str, float], tasks: list[str], groups: dict[str, list[str]]
                   ) -> list[Entry]:
-    """Group means, then the mean (of the group means when there are groups: the VTAB convention)."""
+    """Group means, then the mean (of the group means when there are groups: the VTAB convention), when the board
+    has a Mean column."""
     out = []
     group_values: list[float] = []
     value: float | None
@@ -207,6 +346,8 @@ def _mean_entries(board: Board, means: dict[str, float], tasks: list[str], group
         else:
             out.append(Entry(None, footnote=board.footnote_mark(
                 f"incomplete {group}: a mean needs all {len(members)} tasks, this row has {len(have)}")))
+    if board.mean_index is None:
+        return out
     if groups:
         complete = len(group_values) == len(groups)
         value = statistics.mean(group_values) if complete else None

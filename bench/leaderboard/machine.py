@@ -1,14 +1,21 @@
-"""CSV (one line per row × column, long format) and JSON (the whole board) for scripts and other tools."""
+"""CSV (one line per row × column, long format; the selected hyper-parameters and every language metric as two
+more files) and JSON (the whole board) for scripts and other tools.
+
+CSV text cells go through bench.leaderboard.escape.csv_cell, so no name opens as a spreadsheet formula; numbers
+are written as numbers. JSON is safe as it is (json.dumps).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from bench.leaderboard.board import Board
-from bench.leaderboard.text import statistics_tables
+from bench.leaderboard.escape import csv_cell
+from bench.leaderboard.text import selection_text, statistics_tables
 
 CSV_FIELDS = ["block", "method", "column", "kind", "metric", "mean", "std", "seeds", "place", "not_worse_than_best",
               "p_holm", "missing_reason", "trainable_m", "trainable_percent", "cost_h", "row_note"]
@@ -37,13 +44,47 @@ def _records(board: Board) -> list[dict[str, Any]]:
     return out
 
 
-def render_csv(board: Board) -> str:
+def _csv(fields: list[str], records: Iterable[dict[str, Any]]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
-    for record in _records(board):
-        writer.writerow({k: "" if v is None else v for k, v in record.items()})
+    for record in records:
+        writer.writerow({k: "" if v is None else csv_cell(v) if isinstance(v, str) else v for k, v in record.items()})
     return buffer.getvalue()
+
+
+def render_csv(board: Board) -> str:
+    return _csv(CSV_FIELDS, _records(board))
+
+
+HPARAM_FIELDS = ["task", "method", "lr", "weight_decay", "hparams", "selected_by", "rule", "val_metric", "val_score",
+                 "grid_points", "diverged", "pruned"]
+
+
+def _hparam_records(board: Board) -> list[dict[str, Any]]:
+    return [{"task": h.task, "method": h.method, "lr": h.lr, "weight_decay": h.wd,
+             "hparams": json.dumps(h.hparams, sort_keys=True, ensure_ascii=False, default=str),
+             "selected_by": selection_text(h), "rule": h.rule, "val_metric": h.metric, "val_score": _num(h.val_score),
+             "grid_points": h.candidates, "diverged": h.diverged, "pruned": h.pruned} for h in board.hparams]
+
+
+def render_hparams_csv(board: Board) -> str:
+    """One line per (task, method): the chosen lr, weight decay, method hyper-parameters (JSON) and the selection."""
+    return _csv(HPARAM_FIELDS, _hparam_records(board))
+
+
+METRIC_FIELDS = ["task", "method", "metric", "primary", "mean", "std", "seeds"]
+
+
+def _metric_records(board: Board) -> list[dict[str, Any]]:
+    return [{"task": t.task, "method": row.method, "metric": metric, "primary": metric == t.primary,
+             "mean": _num(row.values[metric][0]), "std": _num(row.values[metric][1]), "seeds": row.values[metric][2]}
+            for t in board.metric_tables for row in t.rows for metric in t.metrics if metric in row.values]
+
+
+def render_metrics_csv(board: Board) -> str:
+    """One line per (task, method, metric) of the language tasks' every test metric."""
+    return _csv(METRIC_FIELDS, _metric_records(board))
 
 
 def render_json(board: Board) -> str:
@@ -80,5 +121,12 @@ def render_json(board: Board) -> str:
         "statistics_text": [{"title": t.title, "note": t.note} for t in statistics_tables(board)],
         "reproduction": [{k: _num(v) if isinstance(v, float) else v for k, v in vars(r).items()}
                          for r in board.reproduction],
+        "no_mean": board.no_mean,
+        "groups": board.groups,
+        "hparams": [{**record, "hparams": h.hparams} for record, h in zip(_hparam_records(board), board.hparams,
+                                                                         strict=True)],
+        "metrics": _metric_records(board),
+        "figures": sorted(board.plots),
+        "figures_not_drawn": board.skipped_plots,
     }
-    return json.dumps(payload, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+    return json.dumps(payload, indent=1, ensure_ascii=False, sort_keys=True, default=str) + "\n"

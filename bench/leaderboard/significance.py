@@ -177,7 +177,13 @@ def across_tasks(cells: dict[tuple[str, str], Cell], tasks: list[str], methods: 
                       f"{len(complete)} complete methods")
         return out
     means = np.asarray([[cells[(t, m)].mean for m in complete] for t in tasks])
-    overall = dict(zip(complete, means.mean(axis=0).tolist(), strict=True))
+    if len({cells[(t, complete[0])].metric for t in tasks}) > 1:
+        # Tasks scored with different metrics (BLEU, ROUGE-2) are never averaged: the best has the best mean rank.
+        import scipy.stats
+
+        overall = dict(zip(complete, (-scipy.stats.rankdata(-means, axis=1).mean(axis=0)).tolist(), strict=True))
+    else:
+        overall = dict(zip(complete, means.mean(axis=0).tolist(), strict=True))
     out.best = min(complete, key=lambda m: (-round(overall[m], 9), m))
     column = complete.index(out.best)
     others = [m for m in complete if m != out.best]

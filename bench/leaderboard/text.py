@@ -7,8 +7,10 @@ tables say exactly the same thing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from bench.leaderboard.board import Board, Entry, Row
+from bench.leaderboard import names
+from bench.leaderboard.board import Board, Entry, HparamRow, MetricTable, Row
 
 DAGGER = "†"
 TEST_WORDS = {
@@ -81,14 +83,87 @@ def caption(board: Board) -> str:
     what = ("Test top-1 (%) at the last epoch" if metrics == ["top1"] else
             "Test scores (top-1 % for vision tasks; the metric in the column header for language tasks)")
     grouped = any(c.kind == "group" for c in board.columns)
+    if board.mean_index is not None:
+        means = ("Means are unweighted and shown only when every task they need is present"
+                 + ("; the overall mean is the mean of the group means." if grouped else "."))
+    else:
+        means = ("Group means are unweighted and shown only when every task they need is present. " if grouped
+                 else "") + f"{board.no_mean}."
     return (f"{what}, mean ± sample std over the final seeds (n = seed count, shown only where it differs from the "
             "protocol's); hyper-parameters selected on val only. Bold: best of our runs in the column; "
             f"underlined: second; {DAGGER}: not significantly worse than the task's best "
-            f"(α = {board.settings.alpha:g}, Holm; see Statistics). Means are unweighted and shown only when every "
-            "task they need is present" + ("; the overall mean is the mean of the group means." if grouped else ".")
+            f"(α = {board.settings.alpha:g}, Holm; see Statistics). {means}"
             + " Params: trainable parameters of the method (M, and % of the backbone; classifier head excluded), "
               "averaged over tasks. Cost: wall-clock hours of all grid and final runs of the row on "
             + (", ".join(board.devices) or "the recorded device") + ".")
+
+
+def value_text(value: Any) -> str:
+    """A hyper-parameter value as the command line takes it: 0.05, 1e-05, 8, non-linear, None."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def selection_text(row: HparamRow) -> str:
+    """How the point was chosen, in a few words; the full rule is in the note and the JSON."""
+    if row.metric is None:
+        return row.rule
+    text = f"best val {row.metric} of {row.candidates} grid points" if row.candidates else f"best val {row.metric}"
+    if row.diverged:
+        text += f" ({row.diverged} diverged)"
+    if row.pruned:
+        text += ", grid pruned (successive halving)"
+    return text
+
+
+HPARAM_HEADERS = ["Task", "Method", "lr", "wd", "Method hyper-parameters", "Selected by", "Val score"]
+
+
+def hparams_table(board: Board) -> StatsTable | None:
+    """Per task and method: the lr, weight decay and method hyper-parameters of the final runs, and how they were
+    chosen (None when no run detail was read)."""
+    if not board.hparams:
+        return None
+    rows = [[h.task, h.method, value_text(h.lr), value_text(h.wd),
+             ", ".join(f"{k}={value_text(v)}" for k, v in h.hparams.items()), selection_text(h),
+             "" if h.val_score is None else f"{h.val_score:.2f}"] for h in board.hparams]
+    rules = sorted({h.rule for h in board.hparams if h.metric is not None})
+    note = ("lr: the base learning rate of the grid (before any batch-size scaling); wd: weight decay. Selected by: "
+            "the grid search on val (train split only), then the final seeds train at that point; val score: the "
+            "selected grid run's.")
+    if rules:
+        note += " Rule: " + "; ".join(rules) + "."
+    return StatsTable("Selected hyper-parameters", HPARAM_HEADERS, rows, note)
+
+
+def metric_digits(table: MetricTable) -> dict[str, int]:
+    """Decimals per metric column: 2, or 3 for a metric below 1 everywhere (NIST, CIDEr on weak systems)."""
+    return {m: 2 if max((abs(r.values[m][0]) for r in table.rows if m in r.values), default=1.0) >= 1 else 3
+            for m in table.metrics}
+
+
+def metrics_tables(board: Board) -> list[StatsTable]:
+    """Every test metric of the language tasks' final runs, mean ± sample std over seeds, one table per task."""
+    out = []
+    for table in board.metric_tables:
+        rows = []
+        most = max(v[2] for r in table.rows for v in r.values.values())
+        digits = metric_digits(table)
+        for row in table.rows:
+            cells = [row.method]
+            for metric in table.metrics:
+                if metric not in row.values:
+                    cells.append("–")
+                    continue
+                mean, std, n = row.values[metric]
+                d = digits[metric]
+                cells.append(f"{mean:.{d}f} ± {std:.{d}f}" + (f" (n={n})" if n < most else ""))
+            rows.append(cells)
+        note = (f"Test scores of the final runs, mean ± sample std over seeds (n where a method has fewer seeds). "
+                f"The leaderboard ranks on {names.metric(table.primary)}; the others are computed on the same "
+                "outputs and never averaged with it.")
+        out.append(StatsTable(f"All test metrics: {table.task}", ["Method", *map(names.metric, table.metrics)], rows,
+                              note))
+    return out
 
 
 def statistics_tables(board: Board) -> list[StatsTable]:
@@ -132,11 +207,13 @@ def statistics_tables(board: Board) -> list[StatsTable]:
         rows = [[across.best or "", method, str(result.n), f"{result.statistic:g}", _p(result.p_value), _p(p_holm)]
                 for method, (result, p_holm) in sorted(across.wilcoxon.items(), key=lambda kv: (kv[1][1], kv[0]))]
         out.append(StatsTable(
-            "Across tasks: Wilcoxon signed-rank against the best mean",
+            "Across tasks: Wilcoxon signed-rank against the best mean" + (" rank" if board.no_mean else ""),
             ["Best", "Method", "n (tasks)", "W", "p", "p (Holm)"], rows,
             f"Two-sided Wilcoxon signed-rank on per-task means (scipy), over the {len(across.tasks)} tasks every "
             f"listed method has; Holm over the {len(across.wilcoxon)} comparisons. With n tasks the smallest "
-            f"possible p is 2/2^n ({2 / 2 ** len(across.tasks):.3g} here)."))
+            f"possible p is 2/2^n ({2 / 2 ** len(across.tasks):.3g} here)."
+            + (" The tasks use different metrics, so the best is the method with the best mean rank, and the signed "
+               "ranks mix the metrics' scales; the Friedman ranks below do not." if board.no_mean else "")))
     if across.friedman is not None:
         friedman = across.friedman
         rows = [[method, f"{rank:.2f}"] for method, rank in sorted(across.mean_ranks.items(),

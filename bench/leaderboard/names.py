@@ -1,0 +1,50 @@
+"""Display names for papers: the names the publications print for our method, task, group and metric identifiers.
+
+Used by the LaTeX tables and the figures; Markdown, HTML, CSV and JSON keep the identifiers the command line
+takes. An identifier without an entry is shown as it is (the renderer escapes it), never guessed.
+"""
+
+from __future__ import annotations
+
+METHODS = {
+    "no_share": "No-share", "simple_share": "Simple-share", "deep_share": "Deep-share",
+    "no_share_shallow": "No-share (shallow)", "simple_share_shallow": "Simple-share (shallow)",
+    "deep_share_shallow": "Deep-share (shallow)", "vpt_deep": "VPT-deep", "vpt_shallow": "VPT-shallow",
+    "full_ft": "Full FT", "linear": "Linear", "lora": "LoRA", "adapter": "Adapter", "bitfit": "BitFit",
+}
+# The tail of a task identifier (after the last '/'): VTAB-1k as VPT's tables print it, FGVC, NLG, the mini suites.
+TASKS = {
+    "cifar100": "CIFAR-100", "caltech101": "Caltech101", "dtd": "DTD", "oxford_flowers102": "Flowers102",
+    "oxford_iiit_pet": "Pets", "svhn": "SVHN", "sun397": "Sun397", "patch_camelyon": "Camelyon",
+    "eurosat": "EuroSAT", "resisc45": "Resisc45", "diabetic_retinopathy": "Retinopathy",
+    "clevr_count": "Clevr-Count", "clevr_dist": "Clevr-Dist", "dmlab": "DMLab", "kitti_dist": "KITTI-Dist",
+    "dsprites_loc": "dSpr-Loc", "dsprites_ori": "dSpr-Ori", "smallnorb_azi": "sNORB-Azim",
+    "smallnorb_ele": "sNORB-Elev",
+    "cub": "CUB-200-2011", "nabirds": "NABirds", "flowers": "Oxford Flowers", "dogs": "Stanford Dogs",
+    "cars": "Stanford Cars",
+    "e2e": "E2E", "webnlg": "WebNLG", "dart": "DART", "xsum": "XSum",
+    "novel_shapes": "Novel shapes", "counting": "Counting", "orientation": "Orientation",
+}
+METRICS = {"top1": "Top-1 (%)", "ROUGE_L": "ROUGE-L", "ROUGE-L": "ROUGE-L", "CIDEr": "CIDEr"}
+
+
+def method(name: str) -> str:
+    """'deep_share' -> 'Deep-share'; a published reference row keeps its source: 'vpt_deep [vpt_2022]'."""
+    return METHODS.get(name, name)
+
+
+def task(name: str, labels: dict[str, str] | None = None) -> str:
+    """'vtab/cifar100' -> 'CIFAR-100'. Without an entry: the board's short label (unique tail) when given."""
+    tail = name.rsplit("/", 1)[-1]
+    if tail in TASKS and (labels is None or labels.get(name, tail) == tail):
+        return TASKS[tail]
+    return (labels or {}).get(name, name)
+
+
+def group(name: str) -> str:
+    """'natural' -> 'Natural', 'table-to-text' -> 'Table-to-text'."""
+    return name[:1].upper() + name[1:]
+
+
+def metric(name: str) -> str:
+    return METRICS.get(name, name)
