@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bench.errors import BenchError
+from bench.errors import BenchError, did_you_mean
 
 GridValue = float | int | str | bool
 
@@ -92,6 +92,178 @@ class BackboneSpec(StrictModel):
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="MLP/embedding dropout, active only for full FT")
 
 
+# ================================================================ PAPER PARITY (profiles) ======================
+# Everything the `paper` protocol profile needs, in one block (docs/parity.md lists every difference it covers).
+# A task file may carry `profiles: {<name>: <partial task spec>}`; `load_task(path, name, profile)` deep-merges the
+# named profile over the task (`apply_profile`) and records the name in `TaskSpec.profile` /
+# `TextTaskSpec.profile`, so a run's identity changes with it. The fields below are the switches the paper profile
+# sets; each default is today's (clean) behaviour, so specs without them load exactly as before.
+
+CLEAN_PROFILE = "clean"
+RESERVED_PROFILE_KEYS = ("name", "profile", "profiles")
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+class ParityProtocolFields(StrictModel):
+    """Protocol switches shared by vision and language tasks."""
+
+    precision: Precision = Field(
+        "auto", description="auto: the run options decide (today: bf16 autocast on CUDA, fp32 on CPU); fp32: no "
+        "autocast; bf16 / fp16: autocast to that type on CUDA (fp16 with a gradient scaler, as apex O1 / "
+        "torch.cuda.amp); on CPU every value runs fp32. The official code: fp32, BART fp16 (apex O1)")
+
+
+class ParityTextProtocolFields(ParityProtocolFields):
+    """Language-protocol switches of the paper profile."""
+
+    backbone_mode: Literal["eval", "train"] = Field(
+        "eval", description="the frozen backbone's module mode while training a PEFT method. eval: its dropout is "
+        "off (today). train: its dropout is on, as in the official XSum code (PyTorch Lightning puts the whole "
+        "module, frozen BART included, in train mode). Evaluation and decoding always run in eval mode")
+    format: Literal["clean", "official"] = Field(
+        "clean", description="decoder-only (GPT-2) sequence text. clean: ' {source}' <bos> ' {target}' <eos> "
+        "(no spaces around the special tokens). official: Li & Liang's ' {source} ' <bos> ' {target} ' <eos>, i.e. "
+        "the source tokens of ' ' + source + ' ' then <bos>, the target tokens of ' ' + target + ' ' then <eos> "
+        "(GPT-2 BPE turns each trailing space into its own token, id 220); decoding prompts are the same source "
+        "part; outputs are decoded with clean_up_tokenization_spaces=True, cut at the first <eos>, stripped, and "
+        "an empty output is written as 'Error' (run_generation.py)")
+
+
+class ParityGenerationFields(StrictModel):
+    """Decoding switches of the paper profile (bench.generation.beam has the legacy beam search)."""
+
+    beam_scoring: Literal["current", "legacy"] = Field(
+        "current", description="current: the installed transformers' generate (a finished hypothesis's log-prob "
+        "sum / generated length ** length_penalty). legacy: transformers 3.2's beam search as vendored by the "
+        "official code (bench.generation.beam.legacy_beam_search): sum / (prompt + generated length) ** "
+        "length_penalty, min / max lengths counting the prompt (or BART's decoder start token)")
+    early_stopping: bool | None = Field(
+        True, description="beam search stops once num_beams hypotheses are finished (True, today's value); "
+        "False: it stops when no running beam can beat the worst finished one; None: the model config's value, "
+        "as transformers 3.2 read it (GPT-2 official: False)")
+    min_length: int | None = Field(
+        None, ge=0, description="legacy only: minimum total length counting the prompt (decoder-only) or the "
+        "decoder start token (encoder-decoder), as transformers 3.2's min_length; replaces min_new_tokens. "
+        "GPT-2 official: 5, shorter than every prompt, so no constraint")
+    bad_words_ids: list[list[int]] | None = Field(
+        None, description="token sequences never generated; None: ban_newlines decides. GPT-2 official: "
+        "[[628], [198]] ('\\n\\n', '\\n')")
+
+    @model_validator(mode="after")
+    def _legacy_only(self) -> ParityGenerationFields:
+        if self.min_length is not None and self.beam_scoring != "legacy":
+            raise ValueError("min_length (a length counting the prompt) needs beam_scoring: legacy; use "
+                             "min_new_tokens with the current beam search")
+        return self
+
+
+class MetricOptions(StrictModel):
+    """Which variant of each metric a language task reports; defaults are the clean protocol's (and what the
+    committed leaderboards were scored with). The loop passes them to bench.metrics.score(**options)."""
+
+    bleu: Literal["perl", "pymteval"] = Field(
+        "perl", description="E2E BLEU. perl: mteval-v13a-sig.pl (= sacrebleu). pymteval: measure_scores.py -p, "
+        "as Li & Liang ran it (differs for hypotheses shorter than 4 tokens)")
+    nist: Literal["pymteval", "perl"] = Field("pymteval", description="E2E NIST (measure_scores.py -p: pymteval)")
+    rouge: Literal["global", "batch_mean"] = Field(
+        "global", description="XSum ROUGE. global: one bootstrap mid over all items. batch_mean: the official "
+        "number, the mean over consecutive batches of `rouge_batch_size` items of each batch's bootstrap mid "
+        "(rounded to 4 decimals as the official code does), numpy seeded once with rouge_seed")
+    rouge_batch_size: int = Field(8, gt=0, description="batch_mean: items per batch (official test decoding: 8)")
+    rouge_seed: int = Field(12345, description="numpy seed of the bootstrap (official: --seed, 101)")
+    dart_text: Literal["normalised", "raw"] = Field(
+        "normalised", description="DART hypotheses. normalised: split and lowercased like the reference files. "
+        "raw: scored as generated, as run_eval_on_dart.sh does")
+    ter: Literal["sacrebleu", "tercom"] = Field(
+        "sacrebleu", description="WebNLG / DART TER. sacrebleu: sacrebleu's TER port. tercom: bench's port of "
+        "tercom 0.7.25's shift search (the jar the official scripts run)")
+
+
+class ProfiledTask(StrictModel):
+    """Which profile a resolved task spec came from, and the task's profiles (unapplied, for provenance)."""
+
+    profile: str = Field(CLEAN_PROFILE, description="set by the loader: 'clean' or the applied profile's name")
+    profiles: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="profile name -> partial task spec deep-merged over the task when chosen")
+
+
+class ProfiledTextTask(ProfiledTask):
+    """Language tasks also choose metric variants."""
+
+    metric_options: MetricOptions = MetricOptions()
+
+    @model_validator(mode="after")
+    def _official_format_is_decoder_only(self) -> ProfiledTextTask:
+        protocol, backbone = getattr(self, "protocol", None), getattr(self, "backbone", None)
+        if protocol is not None and backbone is not None and protocol.format == "official" \
+                and backbone.kind != "gpt2":
+            raise ValueError(f"protocol.format 'official' is the GPT-2 sequence format; the {backbone.kind} "
+                             "backbone has only one format (clean)")
+        return self
+
+
+def profile_names(task: dict[str, Any] | AnyTaskSpec) -> list[str]:
+    """The profiles a task offers, 'clean' first."""
+    profiles = task.get("profiles") or {} if isinstance(task, dict) else task.profiles
+    return [CLEAN_PROFILE, *sorted(profiles)]
+
+
+def apply_profile(task: dict[str, Any] | AnyTaskSpec, profile: str | None, path: Path | None = None) -> AnyTaskSpec:
+    """The task with one profile deep-merged over it (None / 'clean': the task as written), validated.
+
+    `task` is a task file's mapping (includes resolved, `name` set) or an already loaded clean spec. Every profile
+    of a mapping is validated as applied, so a broken profile is an error even when it is not chosen. Errors name
+    the file, the field (profiles.<name>.<field> for a profile's) and the allowed profiles.
+    """
+    where = path or Path("<task>")
+    if not isinstance(task, dict):
+        if task.profile != CLEAN_PROFILE:
+            raise BenchError(f"task '{task.name}' is already resolved with profile '{task.profile}'.", file=path,
+                             field="profile", hint="Apply a profile to the clean task.")
+        task = task.model_dump(mode="python")
+    data = dict(task)
+    profiles = data.get("profiles") or {}
+    if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
+        raise BenchError("must map profile names to partial task specs.", file=where, field="profiles")
+    if data.get("profile", CLEAN_PROFILE) != CLEAN_PROFILE:
+        raise BenchError("is set by the loader (--protocol), not in the task file.", file=where, field="profile",
+                         hint="Remove it; put the profile's settings under profiles.<name>.")
+    data["profile"] = CLEAN_PROFILE
+    for name, partial in profiles.items():
+        if name == CLEAN_PROFILE or not str(name).isidentifier():
+            raise BenchError(f"'{name}' cannot name a profile ('clean' is the task as written; names are "
+                             "identifiers).", file=where, field=f"profiles.{name}")
+        reserved = [key for key in RESERVED_PROFILE_KEYS if key in partial]
+        if reserved:
+            raise BenchError(f"a profile cannot set {', '.join(reserved)}.", file=where,
+                             field=f"profiles.{name}.{reserved[0]}")
+    clean = _validate_task(data, where, None)
+    applied = {name: _validate_task(deep_merge(data, {**partial, "profile": name}), where, name)
+               for name, partial in profiles.items()}
+    if profile is None or profile == CLEAN_PROFILE:
+        return clean
+    if profile not in applied:
+        raise BenchError(f"unknown profile '{profile}' for task '{data.get('name')}'."
+                         f"{did_you_mean(profile, profile_names(data))}", file=where, field="profiles",
+                         hint="Choose one of these, or add profiles.<name> to the task file.")
+    return applied[profile]
+
+
+def _validate_task(data: dict[str, Any], path: Path, profile: str | None) -> AnyTaskSpec:
+    """A task mapping as TaskSpec or TextTaskSpec (by data.source); a profile's errors name profiles.<name>."""
+    try:
+        spec: AnyTaskSpec = validate(task_class(data), data, path)
+    except BenchError as exc:
+        if profile is None:
+            raise
+        field = f"profiles.{profile}.{exc.field}" if exc.field else f"profiles.{profile}"
+        raise BenchError(f"with profile '{profile}' applied: {exc.message}", file=path, field=field,
+                         hint=exc.hint) from None
+    return spec
+
+# ================================================================ end of PAPER PARITY ==========================
+
+
 class StageSpec(StrictModel):
     """Which splits a protocol stage trains on and which split it reports."""
 
@@ -110,7 +282,7 @@ class MethodOverride(StrictModel):
     hparams: dict[str, GridValue] = Field(default_factory=dict)
 
 
-class ProtocolSpec(StrictModel):
+class ProtocolSpec(ParityProtocolFields):
     """Grid search on val, then final seeds; defaults are the paper's vision protocol."""
 
     epochs: int = Field(100, gt=0)
@@ -138,7 +310,7 @@ class ProtocolSpec(StrictModel):
         return self
 
 
-class TaskSpec(StrictModel):
+class TaskSpec(ProfiledTask):
     """One benchmark task: data + backbone + protocol + metric."""
 
     modality: ClassVar[str] = "vision"  # which bench.train modality runs it
@@ -234,7 +406,7 @@ class LanguageBackboneSpec(StrictModel):
     )
 
 
-class GenerationSpec(StrictModel):
+class GenerationSpec(ParityGenerationFields):
     """Decoding settings (beam search, no sampling)."""
 
     num_beams: int = Field(5, gt=0)
@@ -246,7 +418,7 @@ class GenerationSpec(StrictModel):
     batch_size: int = Field(16, gt=0)
 
 
-class TextProtocolSpec(StrictModel):
+class TextProtocolSpec(ParityTextProtocolFields):
     """Language protocol of the paper's code: AdamW, linear schedule per step, gradient clipping."""
 
     epochs: int = Field(5, gt=0)
@@ -277,7 +449,7 @@ class TextProtocolSpec(StrictModel):
     methods: dict[str, MethodOverride] = Field(default_factory=dict)
 
 
-class TextTaskSpec(StrictModel):
+class TextTaskSpec(ProfiledTextTask):
     """A generation task: text data + a transformers backbone + the language protocol + a metric suite."""
 
     modality: ClassVar[str] = "language"
@@ -442,12 +614,12 @@ def task_class(data: dict[str, Any]) -> type[TaskSpec] | type[TextTaskSpec]:
     return TextTaskSpec if source in TEXT_SOURCES else TaskSpec
 
 
-def load_task(path: Path, name: str) -> AnyTaskSpec:
-    """A vision task, or a generation task when `data.source` names a text reader."""
+def load_task(path: Path, name: str, profile: str | None = None) -> AnyTaskSpec:
+    """A vision task, or a generation task when `data.source` names a text reader; `profile` (e.g. 'paper')
+    deep-merges the task's profiles.<profile> over it (apply_profile)."""
     data = read_yaml(path)
     data.setdefault("name", name)
-    spec: AnyTaskSpec = validate(task_class(data), data, path)
-    return spec
+    return apply_profile(data, profile, path)
 
 
 def task_from_record(spec: dict[str, Any]) -> AnyTaskSpec:

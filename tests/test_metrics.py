@@ -388,3 +388,103 @@ def test_evaluate_modules_load_offline(modules_cache: Path, tmp_path: Path, monk
     assert got["BLEU_unseen"] == score("webnlg2017", HYPS, REFS, GROUPS).scores["BLEU_unseen"]
     with pytest.raises(BenchError):
         evaluate_module_path("rouge")
+
+
+# ---------------------------------------------------------------- metric variants (paper profile)
+
+
+def test_e2e_bleu_variant_pymteval(no_java: None) -> None:
+    """measure_scores.py -p (Li & Liang): 0.4520 on the 'The Mill' set, where Perl / sacrebleu give 0.4509."""
+    assert close_to(score("e2e", MILL, REFS).scores["BLEU"], 45.09, 2)
+    report = score("e2e", MILL, REFS, bleu="pymteval")
+    assert close_to(report.scores["BLEU"], 45.20, 2)
+    assert "pymteval lowercased" in report.convention
+    assert report.statistics("BLEU") == score("e2e", MILL, REFS).statistics("BLEU")  # same sufficient statistics
+
+
+def test_unknown_variant_names_the_option() -> None:
+    with pytest.raises(BenchError, match="unknown bleu variant 'pymteva'.*Allowed: perl, pymteval") as info:
+        score("e2e", HYPS, REFS, bleu="pymteva")  # type: ignore[arg-type]
+    assert info.value.field == "metric_options.bleu"
+    with pytest.raises(BenchError, match="rouge_batch_size"):
+        score("xsum", HYPS, [r[:1] for r in REFS], rouge="batch_mean", rouge_batch_size=0)
+
+
+def test_xsum_batch_mean_is_the_mean_of_per_batch_mids() -> None:
+    refs = [r[:1] for r in REFS]
+    clean = score("xsum", HYPS, refs)
+    # One batch holding every item: the rounded global mid (same seed, same draws).
+    whole = score("xsum", HYPS, refs, rouge="batch_mean", rouge_batch_size=len(HYPS), rouge_seed=12345)
+    for name in ("ROUGE-1", "ROUGE-2", "ROUGE-L"):
+        assert whole.scores[name] == pytest.approx(round(clean.scores[name], 4), abs=1e-12)
+    # Batches of one item: each bootstrap mid is that item's F1, so the number is the mean of the rounded F1s.
+    single = score("xsum", HYPS, refs, rouge="batch_mean", rouge_batch_size=1)
+    for name in ("ROUGE-1", "ROUGE-2", "ROUGE-L"):
+        expected = np.mean([round(v, 4) for v in clean.item_scores(name)])
+        assert single.scores[name] == pytest.approx(expected, abs=1e-9)
+    # Official setting: batches of 8 (the last one shorter), seed 101; deterministic, numpy state untouched.
+    np.random.seed(3)
+    before = np.random.get_state()[1].copy()  # type: ignore[index]
+    official = score("xsum", HYPS * 2, refs * 2, rouge="batch_mean", rouge_batch_size=8, rouge_seed=101)
+    assert np.array_equal(np.random.get_state()[1], before)  # type: ignore[index]
+    assert official.scores == score("xsum", HYPS * 2, refs * 2, rouge="batch_mean", rouge_batch_size=8,
+                                    rouge_seed=101).scores
+    assert "mean over batches of 8" in official.convention and "seed 101" in official.convention
+    assert official.per_item == score("xsum", HYPS * 2, refs * 2).per_item
+
+
+def test_dart_raw_hypotheses(no_java: None) -> None:
+    """run_eval_on_dart.sh scores the output file as generated; the references stay split and lowercased."""
+    normalised = score("dart", HYPS, REFS)
+    raw = score("dart", HYPS, REFS, dart_text="raw")
+    assert raw.scores["BLEU"] < normalised.scores["BLEU"] - 10  # cased words and attached punctuation miss
+    # Raw scoring of already normalised text is the normalised scoring.
+    pre = score("dart", [dart_text(h) for h in HYPS], REFS, dart_text="raw")
+    assert pre.scores == normalised.scores
+    assert "raw hypotheses" in raw.convention
+
+
+# Two items where sacrebleu's TER and tercom 0.7.25 differ: (hypothesis, references, tercom's edits and mean
+# reference length, sacrebleu's edits). The tercom numbers come from the classes shipped with the official
+# evaluation (Yale-LILY/dart evaluation/tercom-0.7.25, `TERtest -o ter`), run on these lines.
+TERCOM_CASES = [
+    ("river is a centre a it mat centre near cat and mat serves river a near mat dog food dog . is is with"
+     " the food and with dog serves the mat mat food cheap dog mat is city on the a on . the city",
+         [("river is a food and with centre a it dog serves the mat mat food cheap dog is city on dog . is is "
+           "with the the food a on cat and mat serves cat river mat centre near mat dog and a near . the city")],
+         16.0, 47.0, 17.0),
+    ("river food on is is and pub a serves river cheap a is sat the centre serves river on near centre is "
+     "it pub centre food pub and on mat the a river on sat city food river food river , , RIVER city a it "
+     "cat serves sat cat dog . mat the pub mat river . pub dog near pub . mat near on is on and",
+         [("river food dog . mat the pub river . pub on is is and city pub a serves river cheap a is sat the "
+           "centre serves river on near centre is it pub centre food pub and on and mat the a river on sat city "
+           "river , , city a it cat food food serves sat cat dog near pub . mat near on is on and"),
+          ("river food dog . mat the pub river . pub on is is and pub a serves river near pub . on river cheap a"
+           " is sat the centre serves it pub centre food pub and on a river on sat city food river food river , "
+           ", mat the city city a it cat serves sat cat a dog on near centre is is mat near on and")],
+         10.0, 68.5, 9.0),
+]
+
+
+@pytest.mark.parametrize("hypothesis, references, edits, length, sacrebleu_edits", TERCOM_CASES)
+def test_tercom_port_matches_tercom_where_sacrebleu_does_not(hypothesis: str, references: list[str], edits: float,
+                                                              length: float, sacrebleu_edits: float) -> None:
+    from bench.metrics.ter import ter_statistics
+
+    refs: Any = [[r] for r in references]
+    assert ter_statistics([hypothesis], refs, variant="tercom") == [[edits, length]]
+    assert ter_statistics([hypothesis], refs) == [[sacrebleu_edits, length]]
+
+
+def test_tercom_variant_golden_value_and_edge_cases(no_java: None) -> None:
+    from bench.metrics.tercom import sentence_ter, tercom_statistics
+
+    hyps = [webnlg_reference(h) for h in HYPS]
+    report = score("webnlg2017", hyps, REFS, GROUPS, ter="tercom")
+    assert close_to(report.scores["TER"], 37.5839, 4)  # tercom 0.7.25: 56 edits / 149 reference words
+    assert "bench's port" in report.convention
+    assert sentence_ter("", "a b c") == (3.0, 3.0)  # tercom's TERnullstr: all deletions
+    assert sentence_ter("a b", "") == (2.0, 0.0)
+    assert sentence_ter("The CAT", "the cat") == (0.0, 2.0)  # case-insensitive
+    assert sentence_ter("b c a", "a b c") == (1.0, 3.0)  # one shift
+    assert tercom_statistics(["a b"], [["a b"], [None], ["a c d e"]]) == [[0.0, 3.0]]  # fewest edits, mean length

@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError
-from bench.spec import PAPER_BASE_LRS, PAPER_SEEDS, PAPER_WEIGHT_DECAYS, ProtocolSpec, load_task, read_yaml
+from bench.spec import (
+    PAPER_BASE_LRS,
+    PAPER_SEEDS,
+    PAPER_WEIGHT_DECAYS,
+    ProtocolSpec,
+    apply_profile,
+    load_task,
+    read_yaml,
+)
 
 BASE = """\
 backbone: {model: vit_base_patch16_224, pretrained: false}
@@ -117,3 +125,84 @@ def test_shorter_side_resize_needs_crop(tmp_path: Path) -> None:
     path = write(tmp_path, "t.yaml", "include: _base.yaml\ndata: {root: /d, num_classes: 3, images: {resize: 256}}\n")
     with pytest.raises(BenchError, match="crop"):
         load_task(path, "t")
+
+
+# ---------------------------------------------------------------- profiles (--protocol paper)
+
+PROFILED = """\
+include: _base.yaml
+data: {root: /d, num_classes: 3}
+profiles:
+  paper:
+    protocol: {precision: fp32, methods: {no_share: {grid: {base_lr: [50.0], weight_decay: [0.0]}}}}
+"""
+
+
+def test_profile_deep_merges_over_the_task_and_is_recorded(tmp_path: Path) -> None:
+    write(tmp_path, "_base.yaml", BASE + "profiles:\n  paper: {protocol: {epochs: 50}}\n")
+    path = write(tmp_path, "t.yaml", PROFILED)
+    clean = load_task(path, "t")
+    assert (clean.profile, clean.protocol.precision, clean.protocol.epochs, clean.protocol.methods) == \
+        ("clean", "auto", 100, {})
+    paper = load_task(path, "t", "paper")
+    assert paper.profile == "paper" and paper.protocol.precision == "fp32"
+    assert paper.protocol.epochs == 50  # from the include's profile: profiles merge like everything else
+    assert paper.protocol.batch_size == 64  # untouched values stay
+    assert paper.protocol.methods["no_share"].grid == {"base_lr": [50.0], "weight_decay": [0.0]}
+    assert apply_profile(clean, "paper") == paper  # a loaded clean spec can be resolved later
+    with pytest.raises(BenchError, match="already resolved with profile 'paper'"):
+        apply_profile(paper, "paper")
+    assert load_task(path, "t", "clean") == clean
+
+
+def test_unknown_profile_names_file_and_allowed_profiles(tmp_path: Path) -> None:
+    write(tmp_path, "_base.yaml", BASE)
+    path = write(tmp_path, "t.yaml", PROFILED)
+    with pytest.raises(BenchError) as info:
+        load_task(path, "t", "papr")
+    text = str(info.value)
+    assert str(path) in text and "unknown profile 'papr'" in text and "Did you mean 'paper'" in text
+    assert "Allowed: clean, paper" in text
+
+
+def test_broken_profile_is_an_error_even_when_not_chosen(tmp_path: Path) -> None:
+    write(tmp_path, "_base.yaml", BASE)
+    path = write(tmp_path, "t.yaml", PROFILED.replace("precision: fp32", "precision: fp8"))
+    with pytest.raises(BenchError) as info:
+        load_task(path, "t")
+    assert info.value.field == "profiles.paper.protocol.precision" and "with profile 'paper' applied" in str(info.value)
+    path = write(tmp_path, "u.yaml", PROFILED.replace("precision: fp32", "epoch: 3"))
+    with pytest.raises(BenchError, match="unknown field 'epoch'") as info:
+        load_task(path, "u")
+    assert info.value.field == "profiles.paper.protocol.epoch"
+
+
+@pytest.mark.parametrize("text, field", [
+    ("profiles:\n  paper: {name: other}\n", "profiles.paper.name"),
+    ("profiles:\n  clean: {protocol: {epochs: 3}}\n", "profiles.clean"),
+    ("profiles:\n  paper: 3\n", "profiles"),
+    ("profile: paper\n", "profile"),
+])
+def test_profile_misuse(tmp_path: Path, text: str, field: str) -> None:
+    write(tmp_path, "_base.yaml", BASE)
+    path = write(tmp_path, "t.yaml", "include: _base.yaml\ndata: {root: /d, num_classes: 3}\n" + text)
+    with pytest.raises(BenchError) as info:
+        load_task(path, "t")
+    assert info.value.field == field and str(path) in str(info.value)
+
+
+def test_paper_only_fields_validate(tmp_path: Path) -> None:
+    from bench.spec import GenerationSpec
+
+    with pytest.raises(ValueError, match="min_length .* needs beam_scoring: legacy"):
+        GenerationSpec(min_length=5)
+    assert GenerationSpec(min_length=5, beam_scoring="legacy").min_length == 5
+    lm = ("backbone: {kind: bart, model: m}\nmetric: xsum\nprimary_metric: ROUGE-2\n"
+          "data: {source: xsum, root: /d, splits: {train: a, val: b, test: c}}\n")
+    path = write(tmp_path, "x.yaml", lm + "protocol: {format: official}\n")
+    with pytest.raises(BenchError, match="GPT-2 sequence format"):
+        load_task(path, "x")
+    path = write(tmp_path, "y.yaml", lm + "metric_options: {rouge: batch}\n")
+    with pytest.raises(BenchError) as info:
+        load_task(path, "y")
+    assert info.value.field == "metric_options.rouge"

@@ -9,6 +9,9 @@
   when asked for through `learned`.
 - "xsum": ROUGE-1, ROUGE-2, ROUGE-L as Li & Liang's calculate_rouge (bootstrap mid F1, seeded).
 
+Variants of a metric (score's keywords, a task's metric_options) follow other official scripts where the clean
+default differs from what the paper's numbers came from (bench.metrics.variants, docs/parity.md).
+
 Scales: BLEU, METEOR, ROUGE (E2E's ROUGE_L too) and TER are percentages (0-100) for one convention across tasks,
 although the E2E script prints BLEU / METEOR / ROUGE_L on 0-1 (0.476440 is stored as 47.6440); NIST and CIDEr are
 raw. Java (METEOR 1.5, and the PTB tokenizer under E2E's METEOR / ROUGE_L / CIDEr) missing: those metrics are
@@ -39,10 +42,12 @@ from bench.metrics.meteor import MeteorProcess, corpus_meteor_from_stats
 from bench.metrics.nist import NistVariant, corpus_nist_from_stats
 from bench.metrics.report import MetricReport, PerItem
 from bench.metrics.ter import corpus_ter_from_stats
+from bench.metrics.variants import VARIANTS, BleuVariant, DartText, RougeAggregation, TerVariant, check_variant
 
 __all__ = [
     "JAVA_MISSING",
     "SUITES",
+    "VARIANTS",
     "MeteorProcess",
     "MetricReport",
     "PerItem",
@@ -81,12 +86,20 @@ def _check(hypotheses: Sequence[str], references: Sequence[Sequence[str]], group
 
 
 def score(suite: str, hypotheses: list[str], references: list[list[str]], groups: list[str] | None = None, *,
-          learned: dict[str, str] | None = None, nist: NistVariant = "pymteval") -> MetricReport:
+          learned: dict[str, str] | None = None, nist: NistVariant = "pymteval", bleu: BleuVariant = "perl",
+          rouge: RougeAggregation = "global", rouge_batch_size: int = 8, rouge_seed: int | None = None,
+          dart_text: DartText = "normalised", ter: TerVariant = "sacrebleu") -> MetricReport:
     """Score hypotheses[i] against references[i] (a list, any length) with one suite's official metrics.
 
     groups[i] is item i's WebNLG category ("seen" / "unseen" or a category name), used by webnlg2017 and
     ignored by the other suites. learned (dart only): metric name -> local model path; such metrics are not
-    computed offline and appear in `unavailable`. nist (e2e only): "pymteval" (E2E's -p, the default) or "perl".
+    computed offline and appear in `unavailable`.
+
+    Metric variants (a task's metric_options, passed as keywords; each applies to its suite, the others ignore
+    it; the defaults are the clean protocol's): nist / bleu (e2e): "pymteval" = measure_scores.py -p, "perl" =
+    mteval-v13a-sig.pl; rouge (xsum): "global" one bootstrap mid, "batch_mean" the mean of per-batch mids over
+    batches of rouge_batch_size items, numpy seeded with rouge_seed (default: bench.metrics.rouge.BOOTSTRAP_SEED);
+    dart_text (dart): "normalised" or "raw" hypotheses; ter (webnlg2017, dart): "sacrebleu" or "tercom".
     """
     from bench.metrics import suites
 
@@ -94,15 +107,20 @@ def score(suite: str, hypotheses: list[str], references: list[list[str]], groups
         raise BenchError(f"unknown metric suite '{suite}'.{did_you_mean(suite, SUITES)}")
     if learned and suite != "dart":
         raise BenchError(f"learned metrics are defined for the dart suite only, not '{suite}'.", field="learned")
+    for option, value in (("nist", nist), ("bleu", bleu), ("rouge", rouge), ("dart_text", dart_text), ("ter", ter)):
+        check_variant(option, value)
+    if rouge_batch_size < 1:
+        raise BenchError(f"rouge_batch_size must be positive, not {rouge_batch_size}.",
+                         field="metric_options.rouge_batch_size")
     refs = _check(hypotheses, references, groups)
     hyps = list(hypotheses)
     if suite == "e2e":
-        return suites.e2e(hyps, refs, java=java_available(), nist=nist)
+        return suites.e2e(hyps, refs, java=java_available(), nist=nist, bleu_variant=bleu)
     if suite == "webnlg2017":
-        return suites.webnlg2017(hyps, refs, groups, java=java_available())
+        return suites.webnlg2017(hyps, refs, groups, java=java_available(), ter=ter)
     if suite == "dart":
-        return suites.dart(hyps, refs, java=java_available(), learned=learned)
-    return suites.xsum(hyps, refs)
+        return suites.dart(hyps, refs, java=java_available(), learned=learned, text=dart_text, ter=ter)
+    return suites.xsum(hyps, refs, aggregation=rouge, batch_size=rouge_batch_size, seed=rouge_seed)
 
 
 def evaluate_module_path(suite: str) -> Path:
