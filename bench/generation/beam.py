@@ -79,7 +79,9 @@ def legacy_generation_defaults(model: Any) -> dict[str, Any]:
         value = getattr(generation, name, None) if generation is not None else None
         return value if value is not None else getattr(config, name, None)
 
-    is_bart = getattr(config, "model_type", "") == "bart"
+    # transformers 3.2 forced <eos> at max_length - 1 in BART's own adjust_logits_during_generation; of the two
+    # families supported here, BART is the encoder-decoder one.
+    is_bart = bool(getattr(config, "is_encoder_decoder", False))
     eos = setting("eos_token_id")
     pad = setting("pad_token_id")
     return {

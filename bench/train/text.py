@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.data.text import TextItem, TextSplit, read_text_split
+from bench.data.tokenized import TokenizedPairs, tokenized
 from bench.errors import BenchError
 from bench.method import Method
 from bench.spec import TextTaskSpec
@@ -62,19 +63,32 @@ class TextBatcher:
                 out.append((src, tgt))
         return out
 
-    def batches(self, examples: list[Example], batch_size: int, generator: torch.Generator,
+    @property
+    def encode_version(self) -> str:
+        """Names every setting `training_examples` reads, so the token cache is keyed by them."""
+        protocol = self.task.protocol
+        layout = "decoder-only" if self.decoder_only else "encoder-decoder"
+        return f"{layout}:src{protocol.max_source_tokens}:tgt{protocol.max_target_tokens}:v1"
+
+    def tokenized(self, split: TextSplit, options: RunOptions) -> TokenizedPairs:
+        """The split's training pairs encoded once per machine (bench.data.tokenized), not at every run."""
+        return tokenized(split.fingerprint, self.tokenizer, lambda pair: self.training_examples([pair])[0],
+                         split.pairs, encode_version=self.encode_version, cache_dir=options.cache_dir,
+                         progress=options.progress)
+
+    def batches(self, examples: TokenizedPairs, batch_size: int, generator: torch.Generator,
                 device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+        """Shuffled padded batches; pinned host memory on CUDA, so the copies do not block the step."""
         order = torch.randperm(len(examples), generator=generator).tolist()
         pad = self.tokenizer.pad_token_id
+        pin = device.type == "cuda"
         for start in range(0, len(order), batch_size):
-            chunk = [examples[i] for i in order[start:start + batch_size]]
-            src_width = max(len(x) for x, _ in chunk)
-            tgt_width = src_width if self.decoder_only else max(len(y) for _, y in chunk)
-            ids = torch.tensor([x + [pad] * (src_width - len(x)) for x, _ in chunk])
-            mask = torch.tensor([[1] * len(x) + [0] * (src_width - len(x)) for x, _ in chunk])
-            labels = torch.tensor([y + [-100] * (tgt_width - len(y)) for _, y in chunk])
-            yield {"input_ids": ids.to(device, non_blocking=True), "attention_mask": mask.to(device, non_blocking=True),
-                   "labels": labels.to(device, non_blocking=True)}
+            arrays = examples.padded(order[start:start + batch_size], pad)
+            tensors = [torch.from_numpy(a) for a in arrays]
+            if pin:
+                tensors = [t.pin_memory() for t in tensors]
+            ids, mask, labels = (t.to(device, non_blocking=pin) for t in tensors)
+            yield {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
     def loss(self, net: Any, batch: dict[str, torch.Tensor], autocast: bool) -> torch.Tensor:
         """Token NLL: averaged over target tokens (token_mean) or summed per sequence, then averaged
@@ -172,7 +186,7 @@ def score_split(task: TextTaskSpec, split: TextSplit, hypotheses: list[str], lim
 @dataclass
 class TextData:
     batcher: TextBatcher
-    examples: list[Example]
+    examples: TokenizedPairs
     eval_split: TextSplit
     select_split: TextSplit | None
 
@@ -218,18 +232,17 @@ class TextModality(Modality):
         task = config.task
         assert isinstance(task, TextTaskSpec)
         protocol = task.protocol
-        train_pairs = [p for s in config.train_splits for p in read_text_split(task.data, s, task.name).pairs]
+        batcher = TextBatcher(self._pristine(task), task)
+        examples = TokenizedPairs.concat([batcher.tokenized(read_text_split(task.data, s, task.name), options)
+                                          for s in config.train_splits])
         if config.train_examples:
             # Low-data settings (Li & Liang): N pairs in one seeded order, so smaller subsets nest in larger ones.
-            order = np.random.default_rng([config.seed, 7919]).permutation(len(train_pairs))
-            kept = sorted(order[: config.train_examples].tolist())
-            train_pairs = [train_pairs[i] for i in kept]
-        batcher = TextBatcher(self._pristine(task), task)
+            order = np.random.default_rng([config.seed, 7919]).permutation(len(examples))
+            examples = examples.take(sorted(order[: config.train_examples].tolist()))
         select = None
         if protocol.select_checkpoint == "best_val":
             select = read_text_split(task.data, protocol.select_split, task.name)
-        return TextData(batcher, batcher.training_examples(train_pairs),
-                        read_text_split(task.data, config.eval_split, task.name), select)
+        return TextData(batcher, examples, read_text_split(task.data, config.eval_split, task.name), select)
 
     def optim_settings(self, task: Any, method: str, settings: Any, point: dict[str, Any]) -> dict[str, Any]:
         if settings.optimizer != "adamw":

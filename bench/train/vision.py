@@ -17,8 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.data.split_cache import SplitCache
 from bench.data.subsets import SUBSET_FILE, nested_subset, take
-from bench.data.tensor_store import DecodedSplit, concat_splits, load_split
+from bench.data.tensor_store import DecodedSplit
 from bench.data.transforms import FeatureBatches, ImageBatches
 from bench.errors import BenchError
 from bench.method import Method
@@ -47,15 +48,18 @@ class VisionModality(Modality):
 
     def __init__(self) -> None:
         self.backbones: dict[str, Any] = {}
-        self.splits: dict[tuple[str, str], DecodedSplit] = {}
+        self.caches: dict[Path | None, SplitCache] = {}  # per cache folder: decoded splits within a memory budget
         self.feature_sets: dict[tuple[Any, ...], FeatureBatches] = {}
 
     # -- data ---------------------------------------------------------------------------------------------------
-    def split(self, task: TaskSpec, name: str, options: RunOptions) -> DecodedSplit:
-        key = (task.data.model_dump_json(), name)
-        if key not in self.splits:
-            self.splits[key] = load_split(task.data, name, task.name, options.cache_dir, options.progress)
-        return self.splits[key]
+    def cache(self, options: RunOptions) -> SplitCache:
+        if options.cache_dir not in self.caches:
+            self.caches[options.cache_dir] = SplitCache(cache_dir=options.cache_dir, progress=options.progress)
+        return self.caches[options.cache_dir]
+
+    def split(self, task: TaskSpec, names: str | tuple[str, ...], options: RunOptions) -> DecodedSplit:
+        """One split, or the union of several in order (train + val), memory-mapped from the decode-once cache."""
+        return self.cache(options).get(task.data, names, task.name)
 
     def data_status(self, task: Any) -> Any:
         from bench.data.fetch import check_image_task
@@ -90,12 +94,13 @@ class VisionModality(Modality):
         return params, 2.0 * params * int(grid[0] * grid[1] + model.num_prefix_tokens)
 
     def fingerprints(self, task: Any, splits: list[str], options: RunOptions) -> dict[str, str]:
-        return {name: self.split(task, name, options).fingerprint for name in splits}
+        """From the cache's index files: planning never maps pixels."""
+        return self.cache(options).fingerprints(task.data, splits, task.name)
 
     def prepare(self, config: RunConfig, run_dir: Path, options: RunOptions) -> VisionData:
         task, device = config.task, options.torch_device()
         assert isinstance(task, TaskSpec)
-        train_split = concat_splits([self.split(task, s, options) for s in config.train_splits])
+        train_split = self.split(task, config.train_splits, options)
         if config.data_fraction:
             indices = nested_subset(train_split.labels.numpy(), config.data_fraction, config.seed)
             atomic_write_json(run_dir / SUBSET_FILE, {"split": train_split.name, "fraction": config.data_fraction,
