@@ -114,22 +114,80 @@ def pairs(request: RunRequest) -> list[Pair]:
             raise BenchError("--num-tokens values must be positive.")
         lacking = [m.name for m in classes if "num_tokens" not in m.HParams.model_fields]
         if lacking and not everything:
-            raise BenchError(f"--num-tokens sweeps prompt / prefix lengths; {', '.join(lacking)} has no num_tokens.",
-                             hint="Use it with VPT or prefix methods (no_share, simple_share, deep_share, ...).")
+            raise BenchError(
+                f"--num-tokens sweeps prompt / prefix lengths; {', '.join(lacking)} has no num_tokens.",
+                hint="Use it with VPT or prefix methods (no_share, simple_share, deep_share, ...).",
+            )
         classes = [m for m in classes if "num_tokens" in m.HParams.model_fields]
     if request.train_examples and min(request.train_examples) < 1:
         raise BenchError("--train-examples values must be positive.")
     fractions: list[float | None] = [None]
     if request.data_fractions:
         if not all(0.0 < f <= 1.0 for f in request.data_fractions):
-            raise BenchError(f"--data-fraction values must lie in (0, 1], got {list(request.data_fractions)}.",
-                             hint="For example --data-fraction 0.1,0.25,0.5,1.0")
+            raise BenchError(
+                f"--data-fraction values must lie in (0, 1], got {list(request.data_fractions)}.",
+                hint="For example --data-fraction 0.1,0.25,0.5,1.0",
+            )
         fractions = [f if f < 1.0 else None for f in request.data_fractions]
     lengths: list[int | None] = list(request.num_tokens) if request.num_tokens else [None]
     sizes: list[int | None] = list(request.train_examples) if request.train_examples else [None]
     variants = [Variant(f, n, e) for f in fractions for n in lengths for e in sizes]
-    return [Pair(task, method_cls, variant) for variant in variants for task in tasks for method_cls in classes
-            if not (everything and task.modality not in method_cls.modalities)]
+    plan = [
+        Pair(task, method_cls, variant)
+        for variant in variants
+        for task in tasks
+        for method_cls in classes
+        if not (everything and task.modality not in method_cls.modalities)
+    ]
+    check_plan(plan, request)
+    return plan
+
+
+def check_plan(plan: Sequence[Pair], request: RunRequest) -> None:
+    """Everything the plan refers to exists and every --set value is valid, before anything runs; warn about
+    --set values far outside a method's own grid (a learning rate for SGD given to an AdamW method, say)."""
+    from bench import registry
+    from bench.train.config import OPTIM_KEYS
+    from bench.train.protocol import method_settings
+
+    known = registry.load_methods(dirs(request.methods_dirs))
+    for task in {p.task.name: p.task for p in plan}.values():
+        registry.check_references(task, known, dirs(request.tasks_dirs))
+    for name in OPTIM_KEYS:
+        value = request.overrides.get(name)
+        if value is not None and (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or value < 0
+            or (name == "base_lr" and value == 0)
+        ):
+            kind = "positive" if name == "base_lr" else "non-negative"
+            raise BenchError(
+                f"--set {name}={value!r}: {name} must be a {kind} number.",
+                field="--set",
+                hint="e.g. --set base_lr=0.5 --set weight_decay=0.001",
+            )
+    warned: set[tuple[str, str]] = set()
+    for pair in plan:
+        fields = pair.method.HParams.model_fields
+        pair.method.parse_hparams({k: v for k, v in request.overrides.items() if k in fields}, "--set")
+        if pair.variant.num_tokens is not None:
+            pair.method.parse_hparams({"num_tokens": pair.variant.num_tokens}, "--num-tokens")
+        own = method_settings(pair.task, pair.method).grid
+        for name, value in request.overrides.items():
+            values = [v for v in own.get(name, []) if isinstance(v, int | float) and not isinstance(v, bool) and v > 0]
+            if (name, pair.method.name) in warned or not values or not isinstance(value, int | float) or value <= 0:
+                continue
+            if value > 10 * max(values) or value < min(values) / 10:
+                warned.add((name, pair.method.name))
+                log.warning(
+                    "--set %s=%g is far outside %s's own grid on %s (%s); every method gets it. Is that meant?",
+                    name,
+                    value,
+                    pair.method.name,
+                    pair.task.name,
+                    ", ".join(f"{v:g}" for v in values),
+                )
 
 
 def run_options(request: RunRequest, progress: bool = False) -> RunOptions:
@@ -139,8 +197,13 @@ def run_options(request: RunRequest, progress: bool = False) -> RunOptions:
     configure_threads()
     device = default_device(request.device)
     precision = request.precision or ("bf16" if device.type == "cuda" else "fp32")
-    return RunOptions(device=device, precision=precision, checkpoint_interval_s=request.checkpoint_interval,
-                      progress=progress, compile="inductor" if request.compile else None)
+    return RunOptions(
+        device=device,
+        precision=precision,
+        checkpoint_interval_s=request.checkpoint_interval,
+        progress=progress,
+        compile="inductor" if request.compile else None,
+    )
 
 
 def run_pair(pair: Pair, request: RunRequest, options: RunOptions) -> TaskResult:
@@ -153,24 +216,37 @@ def run_pair(pair: Pair, request: RunRequest, options: RunOptions) -> TaskResult
         fixed["num_tokens"] = pair.variant.num_tokens
     shard = Shard(*request.shard) if request.shard else None
     seeds = list(request.seeds) if request.seeds else None
-    return run_protocol(pair.task, pair.method, RunStore(request.results_dir), options, request.stages, seeds, fixed,
-                        shard, request.grid_prune, pair.variant.data_fraction, pair.variant.train_examples)
+    return run_protocol(
+        pair.task,
+        pair.method,
+        RunStore(request.results_dir),
+        options,
+        request.stages,
+        seeds,
+        fixed,
+        shard,
+        request.grid_prune,
+        pair.variant.data_fraction,
+        pair.variant.train_examples,
+    )
 
 
 def refuse_missing_data(tasks: Sequence[AnyTaskSpec]) -> None:
     """Before hours of work: every task's data must be in place, or be made / fetched automatically."""
     from bench.train.modality import modality_for
 
-    lacking = [(t, why) for t in dict((t.name, t) for t in tasks).values()
-               if (why := modality_for(t).missing_data(t))]
+    lacking = [(t, why) for t in dict((t.name, t) for t in tasks).values() if (why := modality_for(t).missing_data(t))]
     if len(lacking) == 1:
         task, why = lacking[0]
         raise BenchError(f"task '{task.name}': data not found ({why}).", field="data.root", hint=task.data.hint())
     if lacking:
         lines = "; ".join(f"{t.name} ({why})" for t, why in lacking)
         hints = " ".join(dict.fromkeys(t.data.hint() for t, _ in lacking))
-        raise BenchError(f"{len(lacking)} tasks have no data: {lines}.", field="data.root",
-                         hint=f"{hints} `bench data status` shows every task's state.")
+        raise BenchError(
+            f"{len(lacking)} tasks have no data: {lines}.",
+            field="data.root",
+            hint=f"{hints} `bench data status` shows every task's state.",
+        )
 
 
 @dataclass
@@ -197,12 +273,35 @@ def run(request: RunRequest, *, workers: int = 1, progress: bool = False) -> Run
 
         code = launch.spawn_workers(request, workers)
         if code != 0:
-            raise BenchError(f"{workers} workers ran; at least one failed (exit code {code}). Finished runs are "
-                             "stored; run the same command again to finish the others.")
+            raise BenchError(
+                f"{workers} workers ran; at least one failed (exit code {code}). Finished runs are "
+                "stored; run the same command again to finish the others."
+            )
         log.info("all %d workers finished; collecting the results", workers)
     options = run_options(request, progress=progress)
     log.info("run store: %s; device: %s (%s)", request.results_dir, options.device, options.precision)
-    return RunOutcome([(pair, run_pair(pair, request, options)) for pair in plan])
+    results: dict[int, TaskResult] = {}
+
+    def step(index: int) -> bool:
+        results[index] = run_pair(plan[index], request, options)
+        # With --shard, the other shards' runs are someone else's work; otherwise wait for the processes (on any
+        # host sharing the store) that hold runs of this plan, so any number of `bench run`s finish it between them.
+        return results[index].complete or request.shard is not None
+
+    from bench.ops import launch
+
+    launch.work_until_done(
+        list(range(len(plan))),
+        step,
+        offset=0,
+        poll_s=request.poll_s,
+        waiting=lambda left: log.info(
+            "%d protocol(s) wait for runs held by other processes (`bench leases` shows them); checking again in %g s",
+            len(left),
+            request.poll_s,
+        ),
+    )
+    return RunOutcome([(pair, results[i]) for i, pair in enumerate(plan)])
 
 
 def run_worker(request: RunRequest, index: int, count: int) -> None:
@@ -212,19 +311,34 @@ def run_worker(request: RunRequest, index: int, count: int) -> None:
     plan = pairs(request)
     refuse_missing_data([p.task for p in plan])
     options = run_options(request)
-    log.info("worker %d/%d; run store: %s; device: %s (%s)", index, count, request.results_dir, options.device,
-             options.precision)
-    launch.work_until_done(plan, lambda pair: run_pair(pair, request, options).complete, offset=index,
-                           poll_s=request.poll_s)
+    log.info(
+        "worker %d/%d; run store: %s; device: %s (%s)",
+        index,
+        count,
+        request.results_dir,
+        options.device,
+        options.precision,
+    )
+    launch.work_until_done(
+        plan, lambda pair: run_pair(pair, request, options).complete, offset=index, poll_s=request.poll_s
+    )
 
 
 # ---------------------------------------------------------------- reading results
 
 
-def leaderboard(suite: str | None = None, *, results: str | Path | None = None, methods: Sequence[str] | None = None,
-                reference: bool = False, test: Literal["bootstrap", "mcnemar", "randomization"] = "bootstrap",
-                alpha: float = 0.05, resamples: int = 1000, plots: bool = False,
-                tasks_dirs: Sequence[str | Path] = ()) -> Board:
+def leaderboard(
+    suite: str | None = None,
+    *,
+    results: str | Path | None = None,
+    methods: Sequence[str] | None = None,
+    reference: bool = False,
+    test: Literal["bootstrap", "mcnemar", "randomization"] = "bootstrap",
+    alpha: float = 0.05,
+    resamples: int = 1000,
+    plots: bool = False,
+    tasks_dirs: Sequence[str | Path] = (),
+) -> Board:
     """The leaderboard of a suite or task (every task with runs when None), rebuilt from the run store."""
     from bench import leaderboard as boards
     from bench.store import RunStore
@@ -244,29 +358,36 @@ def leaderboard(suite: str | None = None, *, results: str | Path | None = None, 
 
         references = load_references()
     settings = boards.Settings(test=test, alpha=alpha, resamples=resamples)
-    board = boards.build(store, name, tasks, list(methods) if methods else None, groups, references, settings,
-                         plots=plots)
+    board = boards.build(
+        store, name, tasks, list(methods) if methods else None, groups, references, settings, plots=plots
+    )
     if not any(row.block == "runs" and any(e.value is not None for e in row.entries) for row in board.rows):
         scope = f" for '{suite}'" if suite else ""
-        raise BenchError(f"no finished final runs in {store.root}{scope}.",
-                         hint="Run `bench run --task ... --method ...` first.")
+        raise BenchError(
+            f"no finished final runs in {store.root}{scope}.", hint="Run `bench run --task ... --method ...` first."
+        )
     return board
 
 
 def find_run(run: str, results: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
     """A run folder, or the one stored run whose key starts with `run`: (folder, record)."""
-    from bench.store import RunStore
+    from bench.store import InvalidRecord, RunStore
 
     store = RunStore(Path(results) if results else default_results_dir())
     path = Path(run)
-    record = store.load(path) if path.is_dir() else None
+    record = RunStore.of_folder(path).load(path.resolve()) if path.is_dir() else None
     if record is not None:
         return path, record
     matches = [r for r in store.records() if r["key"].startswith(run)]
+    refused = [folder for folder in store.rejected if folder.name.startswith(run)]
+    if not matches and len(refused) == 1:  # say why it is not usable, not that it is missing
+        raise InvalidRecord(refused[0], store.rejected[refused[0]])
     if len(matches) != 1:
         found = "no run matches" if not matches else f"{len(matches)} runs match"
-        raise BenchError(f"{found} '{run}' in {store.root}.",
-                         hint="Give a run folder or a longer key prefix (keys are the run folder names).")
+        raise BenchError(
+            f"{found} '{run}' in {store.root}.",
+            hint="Give a run folder or a longer key prefix (keys are the run folder names).",
+        )
     return Path(matches[0]["_dir"]), matches[0]
 
 
@@ -280,12 +401,16 @@ def leaderboard_run(task: str, method: str, seed: int | None = None, results: st
     cell = found.cells.get((task, method))
     if cell is None:
         reason = found.missing.get((task, method), "no runs")
-        raise BenchError(f"no completed final run of {method} on {task} in {store.root} ({reason}).",
-                         hint=f"Run it first: `bench run --task {task} --method {method}`.")
+        raise BenchError(
+            f"no completed final run of {method} on {task} in {store.root} ({reason}).",
+            hint=f"Run it first: `bench run --task {task} --method {method}`.",
+        )
     chosen = cell.seeds[0] if seed is None else seed
     if chosen not in cell.seeds:
-        raise BenchError(f"seed {chosen} is not among the final seeds of {method} on {task} "
-                         f"({', '.join(map(str, cell.seeds))}).", field="--seed")
+        raise BenchError(
+            f"seed {chosen} is not among the final seeds of {method} on {task} ({', '.join(map(str, cell.seeds))}).",
+            field="--seed",
+        )
     return Path(cell.run_dirs[cell.seeds.index(chosen)])
 
 
@@ -297,8 +422,13 @@ class Scored:
     report: Any  # bench.metrics.MetricReport
 
 
-def score(task: str, predictions: Path, references: Path | None = None, split: str | None = None,
-          tasks_dirs: Sequence[str | Path] = ()) -> Scored:
+def score(
+    task: str,
+    predictions: Path,
+    references: Path | None = None,
+    split: str | None = None,
+    tasks_dirs: Sequence[str | Path] = (),
+) -> Scored:
     """Score one output per line with a language task's official metric suite."""
     from bench import registry
     from bench.metrics import read_e2e_references, read_lines
@@ -321,27 +451,48 @@ def score(task: str, predictions: Path, references: Path | None = None, split: s
         groups = [i.category for i in items] if any(i.category for i in items) else None
         source = f"{spec.name} {chosen} split"
     if len(hypotheses) != len(refs):
-        raise BenchError(f"{len(hypotheses)} predictions for {len(refs)} reference groups ({source}).",
-                         file=predictions,
-                         hint="Give one line per item, in the order of the references (one per unique input).")
+        raise BenchError(
+            f"{len(hypotheses)} predictions for {len(refs)} reference groups ({source}).",
+            file=predictions,
+            hint="Give one line per item, in the order of the references (one per unique input).",
+        )
     return Scored(spec.name, len(hypotheses), source, score_texts(spec.metric, hypotheses, refs, groups))
 
 
 # ---------------------------------------------------------------- studies and analyses
 
 
-def _study_request(task: str, method_names: Sequence[str], results: str | Path | None,
-                   tasks_dirs: Sequence[str | Path], methods_dirs: Sequence[str | Path], **variant: Any
-                   ) -> RunRequest:
-    return RunRequest(task=task, methods=tuple(method_names), results=str(results) if results else None,
-                      tasks_dirs=tuple(map(str, tasks_dirs)), methods_dirs=tuple(map(str, methods_dirs)), **variant)
+def _study_request(
+    task: str,
+    method_names: Sequence[str],
+    results: str | Path | None,
+    tasks_dirs: Sequence[str | Path],
+    methods_dirs: Sequence[str | Path],
+    **variant: Any,
+) -> RunRequest:
+    return RunRequest(
+        task=task,
+        methods=tuple(method_names),
+        results=str(results) if results else None,
+        tasks_dirs=tuple(map(str, tasks_dirs)),
+        methods_dirs=tuple(map(str, methods_dirs)),
+        **variant,
+    )
 
 
-def study_sample_efficiency(suite: str, method_names: Sequence[str], *, reference: str = "deep_share",
-                            fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0), results: str | Path | None = None,
-                            out: Path = Path("results/studies"), run_missing: bool = True, resamples: int = 1000,
-                            tasks_dirs: Sequence[str | Path] = (), methods_dirs: Sequence[str | Path] = ()
-                            ) -> tuple[Any, list[Path]]:
+def study_sample_efficiency(
+    suite: str,
+    method_names: Sequence[str],
+    *,
+    reference: str = "deep_share",
+    fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0),
+    results: str | Path | None = None,
+    out: Path = Path("results/studies"),
+    run_missing: bool = True,
+    resamples: int = 1000,
+    tasks_dirs: Sequence[str | Path] = (),
+    methods_dirs: Sequence[str | Path] = (),
+) -> tuple[Any, list[Path]]:
     """Score vs training fraction: runs what is missing (unless `run_missing` is False), then the report."""
     from bench.store import RunStore
     from bench.studies import sample_efficiency
@@ -350,21 +501,36 @@ def study_sample_efficiency(suite: str, method_names: Sequence[str], *, referenc
         raise BenchError(f"--reference {reference} is not among --methods ({', '.join(method_names)}).")
     methods(method_names, methods_dirs)
     suite_spec, specs = resolve(suite, tasks_dirs)
-    request = _study_request(suite, method_names, results, tasks_dirs, methods_dirs,
-                             data_fractions=tuple(fractions))
+    request = _study_request(suite, method_names, results, tasks_dirs, methods_dirs, data_fractions=tuple(fractions))
     if run_missing:
         run(request)
     name = suite_spec.name if suite_spec is not None else specs[0].name
-    report = sample_efficiency.build(RunStore(request.results_dir), name, [t.name for t in specs],
-                                     list(method_names), reference, list(fractions), resamples=resamples)
+    report = sample_efficiency.build(
+        RunStore(request.results_dir),
+        name,
+        [t.name for t in specs],
+        list(method_names),
+        reference,
+        list(fractions),
+        resamples=resamples,
+    )
     return report, sample_efficiency.write(report, out)
 
 
-def study_prefix_length(suite: str, method_names: Sequence[str], lengths: Sequence[int], *, cost_batch: int = 8,
-                        cost_steps: int = 5, device: str | None = None, results: str | Path | None = None,
-                        out: Path = Path("results/studies"), run_missing: bool = True,
-                        tasks_dirs: Sequence[str | Path] = (), methods_dirs: Sequence[str | Path] = ()
-                        ) -> tuple[Any, list[Path]]:
+def study_prefix_length(
+    suite: str,
+    method_names: Sequence[str],
+    lengths: Sequence[int],
+    *,
+    cost_batch: int = 8,
+    cost_steps: int = 5,
+    device: str | None = None,
+    results: str | Path | None = None,
+    out: Path = Path("results/studies"),
+    run_missing: bool = True,
+    tasks_dirs: Sequence[str | Path] = (),
+    methods_dirs: Sequence[str | Path] = (),
+) -> tuple[Any, list[Path]]:
     """Score, parameters and cost vs prompt / prefix length."""
     from bench.store import RunStore
     from bench.studies import prefix_length
@@ -372,15 +538,15 @@ def study_prefix_length(suite: str, method_names: Sequence[str], lengths: Sequen
     chosen = sorted(set(lengths))
     if not chosen or min(chosen) < 1:
         raise BenchError("--lengths must be positive integers, e.g. 2,10,20.")
-    classes = {m.name: m for m in methods([*method_names, *(n for _, n, _ in prefix_length.SHARE_TYPES)],
-                                          methods_dirs)}
+    classes = {m.name: m for m in methods([*method_names, *(n for _, n, _ in prefix_length.SHARE_TYPES)], methods_dirs)}
     suite_spec, specs = resolve(suite, tasks_dirs)
     request = _study_request(suite, method_names, results, tasks_dirs, methods_dirs, num_tokens=tuple(chosen))
     if run_missing:
         run(request)
     name = suite_spec.name if suite_spec is not None else specs[0].name
-    report = prefix_length.build(RunStore(request.results_dir), name, [t.name for t in specs], list(method_names),
-                                 chosen)
+    report = prefix_length.build(
+        RunStore(request.results_dir), name, [t.name for t in specs], list(method_names), chosen
+    )
     from bench.train.modality import of_modality
 
     vision = of_modality(specs, "vision")
@@ -389,16 +555,32 @@ def study_prefix_length(suite: str, method_names: Sequence[str], lengths: Sequen
 
         configure_threads()
         torch_device = default_device(device)
-        prefix_length.measure_cost(report, vision[0], classes, cost_batch, cost_steps, torch_device,  # type: ignore[arg-type]
-                                   "bf16" if torch_device.type == "cuda" else "fp32")
+        prefix_length.measure_cost(
+            report,
+            vision[0],
+            classes,
+            cost_batch,
+            cost_steps,
+            torch_device,  # type: ignore[arg-type]
+            "bf16" if torch_device.type == "cuda" else "fp32",
+        )
     return report, prefix_length.write(report, out)
 
 
-def study_init(task: str, method: str, words: Sequence[str], sizes: Sequence[int], *,
-               seeds: Sequence[int] | None = None, results: str | Path | None = None,
-               out: Path = Path("results/studies"), run_missing: bool = True, resamples: int = 1000,
-               tasks_dirs: Sequence[str | Path] = (), methods_dirs: Sequence[str | Path] = ()
-               ) -> tuple[Any, list[Path]]:
+def study_init(
+    task: str,
+    method: str,
+    words: Sequence[str],
+    sizes: Sequence[int],
+    *,
+    seeds: Sequence[int] | None = None,
+    results: str | Path | None = None,
+    out: Path = Path("results/studies"),
+    run_missing: bool = True,
+    resamples: int = 1000,
+    tasks_dirs: Sequence[str | Path] = (),
+    methods_dirs: Sequence[str | Path] = (),
+) -> tuple[Any, list[Path]]:
     """Random vs word-initialised prefixes at several training-set sizes (language tasks)."""
     from bench import registry
     from bench.store import RunStore
@@ -413,8 +595,15 @@ def study_init(task: str, method: str, words: Sequence[str], sizes: Sequence[int
     chosen = sorted(set(sizes))
     if not chosen or chosen[0] < 1:
         raise BenchError("--examples must be positive integers, e.g. 50,100,200,500.")
-    request = _study_request(spec.name, [method], results, tasks_dirs, methods_dirs, train_examples=tuple(chosen),
-                             seeds=tuple(seeds) if seeds else None)
+    request = _study_request(
+        spec.name,
+        [method],
+        results,
+        tasks_dirs,
+        methods_dirs,
+        train_examples=tuple(chosen),
+        seeds=tuple(seeds) if seeds else None,
+    )
     if run_missing:
         for text in [None, *words]:
             overrides = {} if text is None else {"init_text": text}

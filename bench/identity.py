@@ -27,9 +27,13 @@ def normalized_source(path: Path) -> str:
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if (isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and body
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)):
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             node.body = body[1:] or [ast.Pass()]
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
 
@@ -39,8 +43,8 @@ def code_identity(cls: type) -> str:
     source = inspect.getsourcefile(cls)
     if source is None:
         return f"unknown:{cls.__module__}.{cls.__qualname__}"
-    files = [Path(source).resolve(), *_sibling_imports(cls.__module__, Path(source).resolve().parent)]
-    return _hash_files(tuple(sorted(set(files))))
+    files = sorted({Path(source).resolve(), *_sibling_imports(cls.__module__, Path(source).resolve().parent)})
+    return _hash_files(tuple((path, path.stat().st_mtime_ns, path.stat().st_size) for path in files))
 
 
 def _sibling_imports(module_name: str, folder: Path) -> list[Path]:
@@ -48,17 +52,19 @@ def _sibling_imports(module_name: str, folder: Path) -> list[Path]:
     module = sys.modules.get(module_name)
     found = []
     for value in vars(module).values() if module is not None else []:
-        origin = getattr(value, "__file__", None) or getattr(sys.modules.get(getattr(value, "__module__", "")),
-                                                             "__file__", None)
+        origin = getattr(value, "__file__", None) or getattr(
+            sys.modules.get(getattr(value, "__module__", "")), "__file__", None
+        )
         if origin and Path(origin).resolve().parent == folder and Path(origin).suffix == ".py":
             found.append(Path(origin).resolve())
     return found
 
 
 @cache
-def _hash_files(files: tuple[Path, ...]) -> str:
+def _hash_files(files: tuple[tuple[Path, int, int], ...]) -> str:
+    """Keyed by (path, mtime, size) too, so an edited file is hashed again."""
     digest = hashlib.sha256()
-    for path in files:
+    for path, _, _ in files:
         digest.update(path.name.encode())
         digest.update(normalized_source(path).encode())
     return digest.hexdigest()[:16]

@@ -6,11 +6,12 @@ network, so the same file serves ViT, GPT-2 and BART. The runner never branches 
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.errors import BenchError
 
@@ -22,8 +23,18 @@ if TYPE_CHECKING:
 GridValue = float | int | str | bool
 
 # VPT's fine-tuning grid (configs/finetune): for methods trained with AdamW (full FT, BitFit, LoRA, adapters).
-ADAMW_GRID: dict[str, list[GridValue]] = {"base_lr": [0.005, 0.001, 0.0005, 0.0001],
-                                          "weight_decay": [0.01, 0.001, 0.0001, 0.0]}
+ADAMW_GRID: dict[str, list[GridValue]] = {
+    "base_lr": [0.005, 0.001, 0.0005, 0.0001],
+    "weight_decay": [0.01, 0.001, 0.0001, 0.0],
+}
+
+
+# Constrained types for hyper-parameters, so that `--set num_tokens=0` or a dropout of 1.5 is refused before
+# anything runs (pydantic checks them when a method's HParams are built).
+Count = Annotated[int, Field(ge=1, description="a positive count")]
+Probability = Annotated[float, Field(ge=0.0, lt=1.0, description="a probability in [0, 1)")]
+Positive = Annotated[float, Field(gt=0.0, description="a positive number")]
+PairedCount = Annotated[int, Field(ge=2, description="key/value positions x 2: at least 2 (one position)")]
 
 
 class MethodHParams(BaseModel):
@@ -100,8 +111,18 @@ M = TypeVar("M", bound=type[Method[Any]])
 METHODS: dict[str, type[Method[Any]]] = {}
 
 
+METHOD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
+
+
 def register_method(name: str) -> Callable[[M], M]:
     """Class decorator: `@register_method("deep_share") class DeepShare(Method): ...`."""
+
+    if not METHOD_NAME.fullmatch(name):
+        raise BenchError(
+            f"'{name}' cannot be a method name: it names folders of the run store and appears in every "
+            "table, so it is letters, digits and _ . + - only, starting with a letter or digit.",
+            hint="Rename it in @register_method(...).",
+        )
 
     def decorator(cls: M) -> M:
         existing = METHODS.get(name)

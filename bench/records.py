@@ -14,12 +14,43 @@ import json
 from pathlib import Path
 from typing import Any
 
+RECORD = "run.json"
+PREDICTIONS = "predictions.npz"  # vision: index, label, pred per test image
+OUTPUTS = "outputs.jsonl"  # language: hypothesis and per-item metric statistics per test item
+CHECKPOINT = "checkpoint.pt"
+TRAINED = "trained.pt"  # final PEFT runs: the trained parameters (method + head), for analyses
+
+
+RESULT_FILES = (PREDICTIONS, OUTPUTS, TRAINED, "subset.json")  # checksummed in the record
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_key(identity: dict[str, Any]) -> str:
+    """Content hash of everything that changes a run's result (canonical JSON)."""
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 RECORD_SCHEMA = 2  # 2: record checksum, configuration and how-chosen in the identity
 
 # section -> the keys it must have, with their types
 REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "": {"schema_version": int, "key": str, "status": str, "run": dict, "metrics": dict, "identity": dict,
-         "checksum": str},
+    "": {
+        "schema_version": int,
+        "key": str,
+        "status": str,
+        "run": dict,
+        "metrics": dict,
+        "identity": dict,
+        "checksum": str,
+    },
     "run": {"task": str, "method": str, "stage": str, "seed": int, "hparams": dict, "optim": dict},
 }
 
@@ -51,19 +82,21 @@ def shape_problems(record: Any) -> list[str]:
 
 def problems(root: Path, run_dir: Path, record: Any, deep: bool = False) -> list[str]:
     """Why this record must not be used (empty: it may). `deep` also checks result files and predictions."""
-    from bench.store import run_key
-
     found = shape_problems(record)
     if found:
         return found
     if record["schema_version"] < RECORD_SCHEMA:
-        return [f"written by an older version (record schema {record['schema_version']}, now {RECORD_SCHEMA}) "
-                "without a checksum; it is kept but not used"]
+        return [
+            f"written by an older version (record schema {record['schema_version']}, now {RECORD_SCHEMA}) "
+            "without a checksum; it is kept but not used"
+        ]
     run = record["run"]
     expected = root / run["task"] / run["method"] / run["stage"] / record["key"]
     if run_dir.resolve() != expected.resolve():
-        found.append(f"it is in {run_dir}, but its task, method, stage and key place it in {expected} "
-                     "(a copied or moved run folder)")
+        found.append(
+            f"it is in {run_dir}, but its task, method, stage and key place it in {expected} "
+            "(a copied or moved run folder)"
+        )
     if run_key(record["identity"]) != record["key"]:
         found.append("its key is not the hash of its identity (the identity was edited)")
     if record_checksum(record) != record["checksum"]:
@@ -75,9 +108,6 @@ def problems(root: Path, run_dir: Path, record: Any, deep: bool = False) -> list
 
 def file_problems(run_dir: Path, record: dict[str, Any]) -> list[str]:
     """Result files against the checksums in the record, and a vision top-1 against its predictions."""
-    from bench.store import PREDICTIONS
-    from bench.store import _sha256 as file_sha256
-
     found = []
     for name, digest in record.get("files", {}).items():
         path = run_dir / name
@@ -89,8 +119,11 @@ def file_problems(run_dir: Path, record: dict[str, Any]) -> list[str]:
     if not found and record.get("status") == "completed" and "top1" in metrics and (run_dir / PREDICTIONS).is_file():
         import numpy as np
 
-        with np.load(run_dir / PREDICTIONS) as predictions:
-            top1 = 100.0 * float((predictions["pred"] == predictions["label"]).mean())
+        try:
+            with np.load(run_dir / PREDICTIONS) as predictions:
+                top1 = 100.0 * float((predictions["pred"] == predictions["label"]).mean())
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            return [f"{PREDICTIONS} cannot be read ({type(exc).__name__}: {exc})"]
         if abs(top1 - float(metrics["top1"])) > 1e-6:
             found.append(f"its top-1 {metrics['top1']} is not what its predictions give ({top1})")
     return found

@@ -43,13 +43,26 @@ def spec_files(tasks_dirs: tuple[Path, ...] = ()) -> dict[str, SpecFile]:
     """name -> file for every task and suite; a name is the path below its tasks folder, without '.yaml'."""
     found: dict[str, SpecFile] = {}
     for root in (builtin_dir("tasks"), *tasks_dirs):
+        if root.exists() and not root.is_dir():
+            raise BenchError(
+                f"--tasks-dir {root} is a file, not a folder.", hint="Give the folder holding your task YAML files."
+            )
         if not root.is_dir():
             raise BenchError(f"tasks folder {root} does not exist.", hint="Pass an existing folder to --tasks-dir.")
         for path in sorted(root.rglob("*.yaml")):
             if path.name.startswith("_"):
                 continue  # shared bases, only used through include:
             name = path.relative_to(root).with_suffix("").as_posix()
-            found[name] = SpecFile(name, path, is_suite_file(path))  # later folders override built-ins
+            if name in found and found[name].path != path:
+                # A second file of the same name would write its runs into the first one's folders.
+                raise BenchError(
+                    f"task or suite '{name}' is defined twice: by {found[name].path} and by {path}.",
+                    file=path,
+                    field="name",
+                    hint="A task's name is its path below its tasks folder; rename or move one of them "
+                    "(e.g. into a subfolder of your --tasks-dir).",
+                )
+            found[name] = SpecFile(name, path, is_suite_file(path))
     return found
 
 
@@ -111,6 +124,19 @@ def resolve_tasks(name: str, tasks_dirs: tuple[Path, ...] = ()) -> tuple[SuiteSp
     return suite, tasks
 
 
+def check_references(task: AnyTaskSpec, methods: dict[str, type[Method]], tasks_dirs: tuple[Path, ...] = ()) -> None:
+    """Every method a task spec names under protocol.methods exists (a typo there would silently be ignored)."""
+    for name in task.protocol.methods:
+        if name not in methods:
+            entry = spec_files(tasks_dirs).get(task.name)
+            raise BenchError(
+                f"protocol.methods names the method '{name}', which does not exist.{did_you_mean(name, list(methods))}",
+                file=entry.path if entry else None,
+                field=f"protocol.methods.{name}",
+                hint="Fix the name, or load your method with --methods-dir.",
+            )
+
+
 # ---------------------------------------------------------------- methods
 
 
@@ -146,7 +172,10 @@ def _load_method_folder(folder: Path) -> None:
     relatively: `from ._shared import scale` or `from .helpers import scale`, never through sys.path.
     """
     if not folder.is_dir():
-        raise BenchError(f"methods folder {folder} does not exist.", hint="Pass an existing folder to --methods-dir.")
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise BenchError(
+            f"methods folder {folder} {what}.", hint="Pass the folder holding your method files to --methods-dir."
+        )
     package = f"bench_methods_{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}"
     if package not in sys.modules:
         module = types.ModuleType(package, f"method plug-ins from {folder}")
@@ -176,8 +205,9 @@ def _import_file(path: Path, module_name: str) -> None:
         hint = "Fix the error in that file (it is imported to register its methods)."
         if isinstance(exc, ModuleNotFoundError) and exc.name and (path.parent / f"{exc.name}.py").is_file():
             hint += f" A helper beside it is imported relatively: `from .{exc.name} import ...`."
-        raise BenchError(f"importing the method file failed: {type(exc).__name__}: {exc}", file=path,
-                         hint=hint) from exc
+        raise BenchError(
+            f"importing the method file failed: {type(exc).__name__}: {exc}", file=path, hint=hint
+        ) from exc
     for name in set(METHODS) - before:  # a method file imported as another's helper registers from its own file
         defined_in = sys.modules.get(METHODS[name].__module__)
         METHODS[name].source = getattr(defined_in, "__file__", None) or str(path)

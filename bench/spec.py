@@ -7,6 +7,7 @@ This module must not import torch, so listing and validating specs stays fast.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -108,52 +109,69 @@ class ParityProtocolFields(StrictModel):
     """Protocol switches shared by vision and language tasks."""
 
     precision: Precision = Field(
-        "auto", description="auto: the run options decide (today: bf16 autocast on CUDA, fp32 on CPU); fp32: no "
+        "auto",
+        description="auto: the run options decide (today: bf16 autocast on CUDA, fp32 on CPU); fp32: no "
         "autocast; bf16 / fp16: autocast to that type on CUDA (fp16 with a gradient scaler, as apex O1 / "
-        "torch.cuda.amp); on CPU every value runs fp32. The official code: fp32, BART fp16 (apex O1)")
+        "torch.cuda.amp); on CPU every value runs fp32. The official code: fp32, BART fp16 (apex O1)",
+    )
 
 
 class ParityTextProtocolFields(ParityProtocolFields):
     """Language-protocol switches of the paper profile."""
 
     backbone_mode: Literal["eval", "train"] = Field(
-        "eval", description="the frozen backbone's module mode while training a PEFT method. eval: its dropout is "
+        "eval",
+        description="the frozen backbone's module mode while training a PEFT method. eval: its dropout is "
         "off (today). train: its dropout is on, as in the official XSum code (PyTorch Lightning puts the whole "
-        "module, frozen BART included, in train mode). Evaluation and decoding always run in eval mode")
+        "module, frozen BART included, in train mode). Evaluation and decoding always run in eval mode",
+    )
     format: Literal["clean", "official"] = Field(
-        "clean", description="decoder-only (GPT-2) sequence text. clean: ' {source}' <bos> ' {target}' <eos> "
+        "clean",
+        description="decoder-only (GPT-2) sequence text. clean: ' {source}' <bos> ' {target}' <eos> "
         "(no spaces around the special tokens). official: Li & Liang's ' {source} ' <bos> ' {target} ' <eos>, i.e. "
         "the source tokens of ' ' + source + ' ' then <bos>, the target tokens of ' ' + target + ' ' then <eos> "
         "(GPT-2 BPE turns each trailing space into its own token, id 220); decoding prompts are the same source "
         "part; outputs are decoded with clean_up_tokenization_spaces=True, cut at the first <eos>, stripped, and "
-        "an empty output is written as 'Error' (run_generation.py)")
+        "an empty output is written as 'Error' (run_generation.py)",
+    )
 
 
 class ParityGenerationFields(StrictModel):
     """Decoding switches of the paper profile (bench.generation.beam has the legacy beam search)."""
 
     beam_scoring: Literal["current", "legacy"] = Field(
-        "current", description="current: the installed transformers' generate (a finished hypothesis's log-prob "
+        "current",
+        description="current: the installed transformers' generate (a finished hypothesis's log-prob "
         "sum / generated length ** length_penalty). legacy: transformers 3.2's beam search as vendored by the "
         "official code (bench.generation.beam.legacy_beam_search): sum / (prompt + generated length) ** "
-        "length_penalty, min / max lengths counting the prompt (or BART's decoder start token)")
+        "length_penalty, min / max lengths counting the prompt (or BART's decoder start token)",
+    )
     early_stopping: bool | None = Field(
-        True, description="beam search stops once num_beams hypotheses are finished (True, today's value); "
+        True,
+        description="beam search stops once num_beams hypotheses are finished (True, today's value); "
         "False: it stops when no running beam can beat the worst finished one; None: the model config's value, "
-        "as transformers 3.2 read it (GPT-2 official: False)")
+        "as transformers 3.2 read it (GPT-2 official: False)",
+    )
     min_length: int | None = Field(
-        None, ge=0, description="legacy only: minimum total length counting the prompt (decoder-only) or the "
+        None,
+        ge=0,
+        description="legacy only: minimum total length counting the prompt (decoder-only) or the "
         "decoder start token (encoder-decoder), as transformers 3.2's min_length; replaces min_new_tokens. "
-        "GPT-2 official: 5, shorter than every prompt, so no constraint")
+        "GPT-2 official: 5, shorter than every prompt, so no constraint",
+    )
     bad_words_ids: list[list[int]] | None = Field(
-        None, description="token sequences never generated; None: ban_newlines decides. GPT-2 official: "
-        "[[628], [198]] ('\\n\\n', '\\n')")
+        None,
+        description="token sequences never generated; None: ban_newlines decides. GPT-2 official: "
+        "[[628], [198]] ('\\n\\n', '\\n')",
+    )
 
     @model_validator(mode="after")
     def _legacy_only(self) -> ParityGenerationFields:
         if self.min_length is not None and self.beam_scoring != "legacy":
-            raise ValueError("min_length (a length counting the prompt) needs beam_scoring: legacy; use "
-                             "min_new_tokens with the current beam search")
+            raise ValueError(
+                "min_length (a length counting the prompt) needs beam_scoring: legacy; use "
+                "min_new_tokens with the current beam search"
+            )
         return self
 
 
@@ -162,21 +180,29 @@ class MetricOptions(StrictModel):
     committed leaderboards were scored with). The loop passes them to bench.metrics.score(**options)."""
 
     bleu: Literal["perl", "pymteval"] = Field(
-        "perl", description="E2E BLEU. perl: mteval-v13a-sig.pl (= sacrebleu). pymteval: measure_scores.py -p, "
-        "as Li & Liang ran it (differs for hypotheses shorter than 4 tokens)")
+        "perl",
+        description="E2E BLEU. perl: mteval-v13a-sig.pl (= sacrebleu). pymteval: measure_scores.py -p, "
+        "as Li & Liang ran it (differs for hypotheses shorter than 4 tokens)",
+    )
     nist: Literal["pymteval", "perl"] = Field("pymteval", description="E2E NIST (measure_scores.py -p: pymteval)")
     rouge: Literal["global", "batch_mean"] = Field(
-        "global", description="XSum ROUGE. global: one bootstrap mid over all items. batch_mean: the official "
+        "global",
+        description="XSum ROUGE. global: one bootstrap mid over all items. batch_mean: the official "
         "number, the mean over consecutive batches of `rouge_batch_size` items of each batch's bootstrap mid "
-        "(rounded to 4 decimals as the official code does), numpy seeded once with rouge_seed")
+        "(rounded to 4 decimals as the official code does), numpy seeded once with rouge_seed",
+    )
     rouge_batch_size: int = Field(8, gt=0, description="batch_mean: items per batch (official test decoding: 8)")
     rouge_seed: int = Field(12345, description="numpy seed of the bootstrap (official: --seed, 101)")
     dart_text: Literal["normalised", "raw"] = Field(
-        "normalised", description="DART hypotheses. normalised: split and lowercased like the reference files. "
-        "raw: scored as generated, as run_eval_on_dart.sh does")
+        "normalised",
+        description="DART hypotheses. normalised: split and lowercased like the reference files. "
+        "raw: scored as generated, as run_eval_on_dart.sh does",
+    )
     ter: Literal["sacrebleu", "tercom"] = Field(
-        "sacrebleu", description="WebNLG / DART TER. sacrebleu: sacrebleu's TER port. tercom: bench's port of "
-        "tercom 0.7.25's shift search (the jar the official scripts run)")
+        "sacrebleu",
+        description="WebNLG / DART TER. sacrebleu: sacrebleu's TER port. tercom: bench's port of "
+        "tercom 0.7.25's shift search (the jar the official scripts run)",
+    )
 
 
 class ProfiledTask(StrictModel):
@@ -184,7 +210,8 @@ class ProfiledTask(StrictModel):
 
     profile: str = Field(CLEAN_PROFILE, description="set by the loader: 'clean' or the applied profile's name")
     profiles: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="profile name -> partial task spec deep-merged over the task when chosen")
+        default_factory=dict, description="profile name -> partial task spec deep-merged over the task when chosen"
+    )
 
 
 class ProfiledTextTask(ProfiledTask):
@@ -195,10 +222,11 @@ class ProfiledTextTask(ProfiledTask):
     @model_validator(mode="after")
     def _official_format_is_decoder_only(self) -> ProfiledTextTask:
         protocol, backbone = getattr(self, "protocol", None), getattr(self, "backbone", None)
-        if protocol is not None and backbone is not None and protocol.format == "official" \
-                and backbone.kind != "gpt2":
-            raise ValueError(f"protocol.format 'official' is the GPT-2 sequence format; the {backbone.kind} "
-                             "backbone has only one format (clean)")
+        if protocol is not None and backbone is not None and protocol.format == "official" and backbone.kind != "gpt2":
+            raise ValueError(
+                f"protocol.format 'official' is the GPT-2 sequence format; the {backbone.kind} "
+                "backbone has only one format (clean)"
+            )
         return self
 
 
@@ -218,34 +246,51 @@ def apply_profile(task: dict[str, Any] | AnyTaskSpec, profile: str | None, path:
     where = path or Path("<task>")
     if not isinstance(task, dict):
         if task.profile != CLEAN_PROFILE:
-            raise BenchError(f"task '{task.name}' is already resolved with profile '{task.profile}'.", file=path,
-                             field="profile", hint="Apply a profile to the clean task.")
+            raise BenchError(
+                f"task '{task.name}' is already resolved with profile '{task.profile}'.",
+                file=path,
+                field="profile",
+                hint="Apply a profile to the clean task.",
+            )
         task = task.model_dump(mode="python")
     data = dict(task)
     profiles = data.get("profiles") or {}
     if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
         raise BenchError("must map profile names to partial task specs.", file=where, field="profiles")
     if data.get("profile", CLEAN_PROFILE) != CLEAN_PROFILE:
-        raise BenchError("is set by the loader (--protocol), not in the task file.", file=where, field="profile",
-                         hint="Remove it; put the profile's settings under profiles.<name>.")
+        raise BenchError(
+            "is set by the loader (--protocol), not in the task file.",
+            file=where,
+            field="profile",
+            hint="Remove it; put the profile's settings under profiles.<name>.",
+        )
     data["profile"] = CLEAN_PROFILE
     for name, partial in profiles.items():
         if name == CLEAN_PROFILE or not str(name).isidentifier():
-            raise BenchError(f"'{name}' cannot name a profile ('clean' is the task as written; names are "
-                             "identifiers).", file=where, field=f"profiles.{name}")
+            raise BenchError(
+                f"'{name}' cannot name a profile ('clean' is the task as written; names are identifiers).",
+                file=where,
+                field=f"profiles.{name}",
+            )
         reserved = [key for key in RESERVED_PROFILE_KEYS if key in partial]
         if reserved:
-            raise BenchError(f"a profile cannot set {', '.join(reserved)}.", file=where,
-                             field=f"profiles.{name}.{reserved[0]}")
+            raise BenchError(
+                f"a profile cannot set {', '.join(reserved)}.", file=where, field=f"profiles.{name}.{reserved[0]}"
+            )
     clean = _validate_task(data, where, None)
-    applied = {name: _validate_task(deep_merge(data, {**partial, "profile": name}), where, name)
-               for name, partial in profiles.items()}
+    applied = {
+        name: _validate_task(deep_merge(data, {**partial, "profile": name}), where, name)
+        for name, partial in profiles.items()
+    }
     if profile is None or profile == CLEAN_PROFILE:
         return clean
     if profile not in applied:
-        raise BenchError(f"unknown profile '{profile}' for task '{data.get('name')}'."
-                         f"{did_you_mean(profile, profile_names(data))}", file=where, field="profiles",
-                         hint="Choose one of these, or add profiles.<name> to the task file.")
+        raise BenchError(
+            f"unknown profile '{profile}' for task '{data.get('name')}'.{did_you_mean(profile, profile_names(data))}",
+            file=where,
+            field="profiles",
+            hint="Choose one of these, or add profiles.<name> to the task file.",
+        )
     return applied[profile]
 
 
@@ -257,9 +302,11 @@ def _validate_task(data: dict[str, Any], path: Path, profile: str | None) -> Any
         if profile is None:
             raise
         field = f"profiles.{profile}.{exc.field}" if exc.field else f"profiles.{profile}"
-        raise BenchError(f"with profile '{profile}' applied: {exc.message}", file=path, field=field,
-                         hint=exc.hint) from None
+        raise BenchError(
+            f"with profile '{profile}' applied: {exc.message}", file=path, field=field, hint=exc.hint
+        ) from None
     return spec
+
 
 # ================================================================ end of PAPER PARITY ==========================
 
@@ -298,8 +345,11 @@ class ProtocolSpec(ParityProtocolFields):
     final_stage: StageSpec = StageSpec(train=["train", "val"], eval="test")
     grid_seed: int = Field(42, description="seed of every grid run (the official VTAB grid ran unseeded)")
     seeds: list[int] = Field(default_factory=lambda: list(PAPER_SEEDS), min_length=1)
-    eval_every: int = Field(10, gt=0, description="grid runs evaluate val every N epochs and at the end; "
-                                                  "final runs evaluate test once, at the end")
+    eval_every: int = Field(
+        10,
+        gt=0,
+        description="grid runs evaluate val every N epochs and at the end; final runs evaluate test once, at the end",
+    )
     eval_batch_size: int = Field(256, gt=0)
     methods: dict[str, MethodOverride] = Field(default_factory=dict)
 
@@ -352,14 +402,24 @@ class SuiteSpec(StrictModel):
     def _no_duplicates(self) -> SuiteSpec:
         twice = sorted({t for t in self.tasks if self.tasks.count(t) > 1})
         if twice:
-            raise ValueError(f"the suite lists {', '.join(twice)} twice; each task may appear once (a mean over "
-                             "tasks would count it double)")
+            raise ValueError(
+                f"the suite lists {', '.join(twice)} twice; each task may appear once (a mean over "
+                "tasks would count it double)"
+            )
         return self
 
 
 # ---------------------------------------------------------------- language (generation) tasks
 
 TEXT_SOURCES = ("e2e", "webnlg2017", "dart", "xsum")
+# The scores each suite reports (a task's primary_metric must be one of them: checked when the spec loads).
+_TRIPLES = [f"{name}{suffix}" for name in ("BLEU", "METEOR", "TER") for suffix in ("", "_seen", "_unseen")]
+SUITE_METRICS: dict[str, tuple[str, ...]] = {
+    "e2e": ("BLEU", "NIST", "METEOR", "ROUGE_L", "CIDEr"),
+    "webnlg2017": tuple(_TRIPLES),
+    "dart": ("BLEU", "METEOR", "TER"),
+    "xsum": ("ROUGE-1", "ROUGE-2", "ROUGE-L"),
+}
 
 
 class HubDatasetSpec(StrictModel):
@@ -467,16 +527,33 @@ class TextTaskSpec(ProfiledTextTask):
         return f"{self.metric} metrics (the language model's own head)"
 
     @model_validator(mode="after")
+    def _primary_metric_is_reported(self) -> TextTaskSpec:
+        reported = SUITE_METRICS[self.metric]
+        if self.primary_metric not in reported:
+            raise ValueError(
+                f"primary_metric '{self.primary_metric}' is not a score of the {self.metric} metric "
+                f"suite, so selection would only fail after training; it reports "
+                f"{', '.join(reported)}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _splits_exist(self) -> TextTaskSpec:
         protocol = self.protocol
-        used = [*protocol.grid_stage.train, protocol.grid_stage.eval, *protocol.final_stage.train,
-                protocol.final_stage.eval]
+        used = [
+            *protocol.grid_stage.train,
+            protocol.grid_stage.eval,
+            *protocol.final_stage.train,
+            protocol.final_stage.eval,
+        ]
         if protocol.select_checkpoint == "best_val":
             used.append(protocol.select_split)
         for split in used:
             if split not in self.data.splits:
-                raise ValueError(f"the protocol uses split '{split}', which data.splits does not define "
-                                 f"(defined: {', '.join(sorted(self.data.splits))})")
+                raise ValueError(
+                    f"the protocol uses split '{split}', which data.splits does not define "
+                    f"(defined: {', '.join(sorted(self.data.splits))})"
+                )
         return self
 
 
@@ -510,6 +587,49 @@ def default_cache_dir() -> Path:
 # ---------------------------------------------------------------- YAML loading
 
 
+MAX_SPEC_BYTES = 1 << 20
+
+
+class DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int) -> None:
+        super().__init__(f"duplicate key {key!r} at line {line}")
+        self.key, self.line = key, line
+
+
+class StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping, and anchors / aliases (whose expansion is
+    unbounded; specs share settings through `include:`)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                "YAML aliases (*name) are not allowed in specs; share settings with include:",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def strict_yaml(text: str) -> Any:
+    """What yaml.safe_load gives, through StrictLoader."""
+    loader = StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read one YAML mapping with yaml.safe_load, resolving `include:` (relative paths, deep-merged)."""
     return _read_with_includes(path, seen=())
@@ -521,11 +641,29 @@ def _read_with_includes(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         chain = " -> ".join(str(p) for p in (*seen, path))
         raise BenchError(f"include cycle: {chain}.", file=path, field="include")
     try:
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise BenchError(
+                f"is {path.stat().st_size:,} bytes; a spec file may have at most {MAX_SPEC_BYTES:,}.",
+                file=path,
+                hint="A task or suite spec is a few lines of YAML; is this the right file?",
+            )
         text = path.read_text()
     except FileNotFoundError as exc:
         raise BenchError("file not found.", file=path) from exc
+    except IsADirectoryError as exc:
+        raise BenchError("is a folder, not a YAML file.", file=path) from exc
+    except UnicodeDecodeError as exc:
+        raise BenchError(f"is not UTF-8 text ({exc.reason}).", file=path) from exc
     try:
-        data = yaml.safe_load(text)
+        data = strict_yaml(text)
+    except DuplicateKey as exc:
+        raise BenchError(
+            f"the key '{exc.key}' appears twice in one mapping (line {exc.line}); YAML would silently "
+            "keep the last one.",
+            file=path,
+            field=str(exc.key),
+            hint="Keep one of them.",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -614,11 +752,34 @@ def task_class(data: dict[str, Any]) -> type[TaskSpec] | type[TextTaskSpec]:
     return TextTaskSpec if source in TEXT_SOURCES else TaskSpec
 
 
+TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*(/[A-Za-z0-9][A-Za-z0-9_.+-]*)*")
+
+
+def check_task_name(name: str, path: Path) -> None:
+    """A task's name is a folder path inside the run store: plain path components, nothing that leaves it."""
+    if not TASK_NAME.fullmatch(name) or any(part in (".", "..") for part in name.split("/")) or len(name) > 200:
+        raise BenchError(
+            f"'{name}' cannot be a task name: names are the file's path below its tasks folder, "
+            "made of letters, digits and _ . + - (no spaces, no '..').",
+            file=path,
+            field="name",
+            hint="Rename the file.",
+        )
+
+
 def load_task(path: Path, name: str, profile: str | None = None) -> AnyTaskSpec:
     """A vision task, or a generation task when `data.source` names a text reader; `profile` (e.g. 'paper')
     deep-merges the task's profiles.<profile> over it (apply_profile)."""
     data = read_yaml(path)
-    data.setdefault("name", name)
+    check_task_name(name, path)
+    if data.setdefault("name", name) != name:
+        raise BenchError(
+            f"a task's name is its path below the tasks folder ('{name}'); this file says "
+            f"name: {data['name']!r}, which would store its runs as another task's.",
+            file=path,
+            field="name",
+            hint="Remove the name field (or rename the file).",
+        )
     return apply_profile(data, profile, path)
 
 
@@ -638,7 +799,7 @@ def load_suite(path: Path, name: str) -> SuiteSpec:
 def is_suite_file(path: Path) -> bool:
     """Suite files list tasks; everything else under tasks/ (not starting with '_') is a task."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        return False
+        data = strict_yaml(path.read_text())
+    except (yaml.YAMLError, DuplicateKey, UnicodeDecodeError, OSError):
+        return False  # reported when the file is loaded
     return isinstance(data, dict) and "tasks" in data

@@ -1,8 +1,9 @@
 """The run store: one immutable record per run under results/runs/<task>/<method>/<stage>/<key>/.
 
-Records are written atomically (temp file + rename) and never rewritten; a per-run lock file keeps two
-processes off the same run; checkpoints (for resume) live beside the record until it is complete.
-Leaderboards and selections are rebuilt from these files, never stored instead of them.
+Records are written atomically (temp file + rename) and never rewritten; a per-run lease (bench.leases) keeps two
+processes, on any hosts, off the same run; checkpoints (for resume) live beside the record until it is complete.
+Every read checks the record (bench.records). Leaderboards and selections are rebuilt from these files, never
+stored instead of them.
 """
 
 from __future__ import annotations
@@ -18,31 +19,19 @@ from typing import Any
 
 from bench.errors import BenchError
 from bench.ops import faults
-
-SCHEMA_VERSION = 1
-RECORD = "run.json"
-PREDICTIONS = "predictions.npz"  # vision: index, label, pred per test image
-OUTPUTS = "outputs.jsonl"  # language: hypothesis and per-item metric statistics per test item
-CHECKPOINT = "checkpoint.pt"
-TRAINED = "trained.pt"  # final PEFT runs: the trained parameters (method + head), for analyses
-LOCK = "lock"
-
-
-RESULT_FILES = (PREDICTIONS, OUTPUTS, TRAINED, "subset.json")  # checksummed in the record
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def run_key(identity: dict[str, Any]) -> str:
-    """Content hash of everything that changes a run's result (canonical JSON)."""
-    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+from bench.records import (  # noqa: F401 (the store's names for its files and keys, used across bench)
+    CHECKPOINT,
+    OUTPUTS,
+    PREDICTIONS,
+    RECORD,
+    RECORD_SCHEMA,
+    RESULT_FILES,
+    TRAINED,
+    file_sha256,
+    problems,
+    record_checksum,
+    run_key,
+)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -121,126 +110,129 @@ def atomic_write_json(path: Path, payload: Any) -> None:
     atomic_write_bytes(path, (json.dumps(payload, indent=1, sort_keys=False, default=str) + "\n").encode())
 
 
+class InvalidRecord(BenchError):
+    """A stored record that must not be used (edited, copied, moved, damaged, or from an older version)."""
+
+    def __init__(self, run_dir: Path, reasons: list[str]) -> None:
+        super().__init__(
+            f"the stored run record {run_dir / RECORD} cannot be trusted: {'; '.join(reasons)}.",
+            hint="Nothing was changed. Move that run folder out of the store (`bench doctor` lists every "
+            "such folder), then run the same command again to recompute it.",
+        )
+        self.run_dir, self.reasons = run_dir, reasons
+
+
 class RunStore:
-    """Finds, reads, locks and writes run records below one root folder."""
+    """Finds, reads, leases and writes run records below one root folder. Every read checks the record
+    (bench.records); records that fail are never returned as results, and are listed in `rejected`."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise BenchError(
+                f"the run store {self.root} is a file, not a folder.",
+                field="--results",
+                hint="Give --results (or $BENCH_RESULTS) a folder; it is created when missing.",
+            )
+        self.rejected: dict[Path, list[str]] = {}
+
+    @classmethod
+    def of_folder(cls, run_dir: Path) -> RunStore:
+        """The store a run folder given on its own belongs to: its record's task, method, stage and key name the
+        folders below the root. When they do not match the folder's path, the folder's parent stands in, and
+        the record's location check then says the folder was copied or moved."""
+        try:
+            run = json.loads((run_dir / RECORD).read_text())["run"]
+            tail = [*str(run["task"]).split("/"), str(run["method"]), str(run["stage"]), run_dir.name]
+        except (OSError, ValueError, KeyError, TypeError):
+            return cls(run_dir.parent)
+        resolved = run_dir.resolve()
+        if list(resolved.parts[-len(tail) :]) == tail and len(resolved.parts) > len(tail):
+            return cls(resolved.parents[len(tail) - 1])
+        return cls(run_dir.parent)
 
     def run_dir(self, task: str, method: str, stage: str, key: str) -> Path:
         return self.root / task / method / stage / key
 
-    def load(self, run_dir: Path) -> dict[str, Any] | None:
+    def read(self, run_dir: Path, deep: bool = False) -> tuple[dict[str, Any] | None, list[str]]:
+        """(record, problems): (None, []) when there is no record; problems non-empty when it must not be used."""
+
         path = run_dir / RECORD
         if not path.is_file():
-            return None
+            return None, []
         try:
-            record: dict[str, Any] = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise BenchError(
-                f"run record is not valid JSON ({exc}).", file=path,
-                hint="Records are written atomically, so this file was edited or damaged by hand; move it away "
-                     "and re-run to recompute it.",
-            ) from exc
+            record: Any = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return None, [f"not valid JSON ({exc})"]
+        found = problems(self.root, run_dir, record, deep=deep)
+        return (record if isinstance(record, dict) else None), found
+
+    def load(self, run_dir: Path) -> dict[str, Any] | None:
+        """The record of a run folder; None when there is none; InvalidRecord when there is one that fails."""
+        record, found = self.read(run_dir)
+        if found:
+            raise InvalidRecord(run_dir, found)
         return record
 
-    def write(self, run_dir: Path, record: dict[str, Any]) -> None:
-        """Write the record last, with the SHA-256 of the run's result files in it (`bench doctor` checks them)."""
+    def write(self, run_dir: Path, record: dict[str, Any], holder: Any = None) -> None:
+        """Write the record last, with the SHA-256 of the run's result files and of itself in it. With a lease
+        `holder`, only while this process still holds the run."""
+
         path = run_dir / RECORD
         if path.exists():
             raise BenchError(f"refusing to overwrite the finished run record {path}.")
-        record["files"] = {name: _sha256(run_dir / name) for name in RESULT_FILES if (run_dir / name).is_file()}
+        if holder is not None:
+            holder.check()
+        record["schema_version"] = RECORD_SCHEMA
+        record["files"] = {name: file_sha256(run_dir / name) for name in RESULT_FILES if (run_dir / name).is_file()}
+        record["checksum"] = record_checksum(record)
         atomic_write_json(path, record)
 
     def check(self, run_dir: Path) -> list[str]:
-        """What is wrong with one stored run folder (empty when nothing): an unreadable record, a result file
-        missing or not matching the record's checksum, temp files of a killed writer."""
-        problems = []
-        try:
-            record = self.load(run_dir)
-        except BenchError:
-            return [f"{run_dir / RECORD}: not valid JSON"]
-        for name, digest in (record or {}).get("files", {}).items():
-            if not (run_dir / name).is_file():
-                problems.append(f"{run_dir / name}: missing (the record lists it)")
-            elif _sha256(run_dir / name) != digest:
-                problems.append(f"{run_dir / name}: does not match the checksum in its record")
+        """What is wrong with one stored run folder (empty when nothing): the record's own checks, result files,
+        temp files of a killed writer."""
+        record, found = self.read(run_dir, deep=True)
+        problems = [f"{run_dir}: {problem}" for problem in found]
         if record is not None:
             problems += [f"{p}: temp file of a killed writer" for p in run_dir.glob(".*.tmp")]
         return problems
 
-    def records(self, task: str | None = None, method: str | None = None, stage: str | None = None
-                ) -> Iterator[dict[str, Any]]:
-        """All finished records, optionally filtered (reads run.json files only)."""
+    def records(
+        self, task: str | None = None, method: str | None = None, stage: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """All trustworthy finished records, optionally filtered by the folder layout (reads run.json files
+        only); the others go to `rejected` with their reasons."""
         if not self.root.is_dir():
             return
         for path in sorted(self.root.rglob(RECORD)):
-            record = self.load(path.parent)
-            if record is None:
+            relative = path.relative_to(self.root).parts
+            if len(relative) >= 5 and (
+                (task is not None and "/".join(relative[:-4]) != task)
+                or (method is not None and relative[-4] != method)
+                or (stage is not None and relative[-3] != stage)
+            ):
                 continue
-            run = record.get("run", {})
-            if task is not None and run.get("task") != task:
-                continue
-            if method is not None and run.get("method") != method:
-                continue
-            if stage is not None and run.get("stage") != stage:
+            record, found = self.read(path.parent)
+            if found or record is None:
+                self.rejected[path.parent] = found or ["empty record"]
                 continue
             record["_dir"] = str(path.parent)
             yield record
 
     @contextlib.contextmanager
-    def lock(self, run_dir: Path) -> Iterator[bool]:
-        """Yields True when this process holds the run's lock; False when a live process holds it.
+    def lock(self, run_dir: Path) -> Iterator[Any]:
+        """Yields this process's lease on the run (bench.leases.Holder), or None when a live process on any host
+        holds it. A lease whose holder is gone, or that was not renewed in time, is taken over."""
+        from bench.leases import held
 
-        A lock whose process is gone (crash, kill -9) is taken over.
-        """
-        run_dir.mkdir(parents=True, exist_ok=True)
-        path = run_dir / LOCK
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                if lock_is_stale(path):
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
-                    continue
-                yield False
-                return
-            with os.fdopen(fd, "w") as handle:
-                handle.write(f"{os.getpid()} {_host()}\n")
-            _remove_partial_writes(run_dir)
-            try:
-                yield True
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-            return
-        yield False
+        with held(run_dir) as holder:
+            if holder is not None:
+                _remove_partial_writes(run_dir)
+            yield holder
 
 
 def _remove_partial_writes(run_dir: Path) -> None:
-    """Temp files of a writer killed mid-write (kill -9 during a checkpoint); only the lock holder writes here."""
+    """Temp files of a writer killed mid-write (kill -9 during a checkpoint); only the lease holder writes here."""
     for partial in run_dir.glob(".*.tmp"):
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
-
-
-def _host() -> str:
-    return os.uname().nodename
-
-
-def lock_is_stale(path: Path) -> bool:
-    try:
-        pid_text, _, host = path.read_text().strip().partition(" ")
-        pid = int(pid_text)
-    except (OSError, ValueError):
-        return True
-    if host and host != _host():
-        return False  # another machine's process: cannot check, assume alive
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from bench.backbones import Backbone
-from bench.method import ADAMW_GRID, Method, MethodHParams, register_method
+from bench.method import ADAMW_GRID, Count, Method, MethodHParams, register_method
 
 
 class Bottlenecks(nn.Module):
@@ -28,7 +28,7 @@ class Bottlenecks(nn.Module):
 
 
 class AdapterHParams(MethodHParams):
-    bottleneck: int = 64
+    bottleneck: Count = 64
 
 
 @register_method("adapter")

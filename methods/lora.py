@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from bench.backbones import Backbone
-from bench.method import ADAMW_GRID, Method, MethodHParams, register_method
+from bench.method import ADAMW_GRID, Count, Method, MethodHParams, Positive, Probability, register_method
 
 
 class LowRankQV(nn.Module):
@@ -34,9 +34,9 @@ class LowRankQV(nn.Module):
 
 
 class LoRAHParams(MethodHParams):
-    rank: int = 8
-    alpha: float = 8.0
-    dropout: float = 0.0
+    rank: Count = 8
+    alpha: Positive = 8.0
+    dropout: Probability = 0.0
 
 
 @register_method("lora")

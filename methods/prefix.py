@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from bench.backbones import Backbone, PrefixKV
-from bench.method import Method, MethodHParams, register_method
+from bench.method import Count, Method, MethodHParams, PairedCount, Probability, register_method
 from bench.prompting import batch_dropout, reference_init
 
 
@@ -168,8 +168,8 @@ class StackDeepSharePrefix(nn.Module):
 
 
 class PrefixHParams(MethodHParams):
-    num_tokens: int = 20  # E = num_tokens // 2 key/value positions per layer (the official NUM_TOKENS)
-    dropout: float = 0.1
+    num_tokens: PairedCount = 20  # E = num_tokens // 2 key/value positions per layer (the official NUM_TOKENS)
+    dropout: Probability = 0.1
 
 
 class NoShareHParams(PrefixHParams):
@@ -177,13 +177,13 @@ class NoShareHParams(PrefixHParams):
 
 
 class DeepShareHParams(PrefixHParams):
-    mlp_hidden: int = 48
+    mlp_hidden: Count = 48
     share_type: Literal["non-linear", "linear"] = "non-linear"
 
 
 class SimpleShareHParams(MethodHParams):
-    num_tokens: int = 10  # N prompts per layer = as many key/value positions as E of the other variants
-    dropout: float = 0.1
+    num_tokens: Count = 10  # N prompts per layer = as many key/value positions as E of the other variants
+    dropout: Probability = 0.1
 
 
 def prefixed_layers(backbone: Backbone, deep: bool) -> list[int]:
@@ -265,18 +265,18 @@ class DeepShare(_PrefixMethod[DeepShareHParams]):
 
 
 class ShallowPrefixHParams(PrefixHParams):
-    num_tokens: int = 200  # CUB shallow scripts: E = 100
-    dropout: float = 0.0
+    num_tokens: PairedCount = 200  # CUB shallow scripts: E = 100
+    dropout: Probability = 0.0
 
 
 class ShallowDeepShareHParams(DeepShareHParams):
-    num_tokens: int = 200
-    dropout: float = 0.0
+    num_tokens: PairedCount = 200
+    dropout: Probability = 0.0
 
 
 class ShallowSimpleShareHParams(SimpleShareHParams):
-    num_tokens: int = 100
-    dropout: float = 0.0
+    num_tokens: Count = 100
+    dropout: Probability = 0.0
 
 
 @register_method("no_share_shallow")

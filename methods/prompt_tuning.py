@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from bench.backbones import Backbone
-from bench.method import Method, MethodHParams, register_method
+from bench.method import Count, Method, MethodHParams, Probability, register_method
 from bench.prompting import batch_dropout, reference_init
 
 
@@ -31,8 +31,8 @@ class SoftPrompt(nn.Module):
 
 
 class PromptTuningHParams(MethodHParams):
-    num_tokens: int = 20
-    dropout: float = 0.0
+    num_tokens: Count = 20
+    dropout: Probability = 0.0
 
 
 @register_method("prompt_tuning")

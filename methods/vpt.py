@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from bench.backbones import Backbone
-from bench.method import Method, MethodHParams, register_method
+from bench.method import Count, Method, MethodHParams, Probability, register_method
 from bench.prompting import batch_dropout, prompt_init_bound, uniform_parameter
 
 
@@ -35,8 +35,8 @@ class PromptTokens(nn.Module):
 
 
 class VPTHParams(MethodHParams):
-    num_tokens: int = 10
-    dropout: float = 0.1
+    num_tokens: Count = 10
+    dropout: Probability = 0.1
 
 
 @register_method("vpt_deep")
@@ -55,7 +55,7 @@ class VPTDeep(Method[VPTHParams]):
 
 
 class VPTShallowHParams(VPTHParams):
-    dropout: float = 0.0  # VPT uses no prompt dropout for the shallow variant
+    dropout: Probability = 0.0  # VPT uses no prompt dropout for the shallow variant
 
 
 @register_method("vpt_shallow")

@@ -39,9 +39,9 @@ def test_doctor_passes_a_healthy_store_and_names_every_damaged_run(tiny_tasks_di
     code, out = doctor(tiny_tasks_dir, results, capsys)
     assert code == 1 and "1 check(s) failed: run store." in out
     flat = " ".join(out.split())
-    assert "3 problem(s)" in flat and "FAIL" in out, flat
+    assert "3 record(s) that are never used" in flat and "FAIL" in out, flat
     assert "not valid JSON" in flat and "does not match the checksum" in flat and "temp file" in flat
-    assert "Move each damaged run folder" in flat
+    assert "Move each listed run folder" in flat
 
 
 def test_doctor_reports_a_missing_java_with_the_fix(tiny_tasks_dir: Path, tmp_path: Path,

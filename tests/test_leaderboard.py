@@ -4,6 +4,7 @@ formats (LaTeX compiled by a real TeX when installed, HTML opened in headless Ch
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import shutil
@@ -16,9 +17,12 @@ import scipy.stats
 
 from bench import leaderboard, stats
 from bench.cli import main
+from bench.leaderboard.board import provenance_text
 from bench.leaderboard.examples import Examples, load_examples
 from bench.leaderboard.significance import Settings
+from bench.records import record_checksum
 from bench.store import RunStore
+from tests.stored import store_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ["toy/a", "toy/b", "toy/c", "toy/d"]
@@ -27,25 +31,24 @@ TASKS = ["toy/a", "toy/b", "toy/c", "toy/d"]
 def write_run(root: Path, task: str, method: str, seed: int, correct: np.ndarray | None, *, stage: str = "final",
               status: str = "completed", protocol_seeds: int = 3, trainable: int = 1000, wall_s: float = 36.0,
               lr: float = 0.1) -> Path:
-    """A run record as bench.train.run writes it (the fields the leaderboard reads) and its predictions."""
-    key = f"{method}-{stage}-{seed}-{lr}"
-    run_dir = root / task / method / stage / key
-    run_dir.mkdir(parents=True)
+    """A run record as the loop writes it (the fields the leaderboard reads) and its predictions."""
     top1 = None if correct is None else 100.0 * float(correct.mean())
-    record = {"key": key, "status": status, "created_at": "2026-11-25T00:00:00+00:00",
+    record = {"status": status,
               "run": {"task": task, "method": method, "stage": stage, "seed": seed, "hparams": {},
                       "optim": {"base_lr": lr, "weight_decay": 0.0}},
               "metrics": {"top1": top1},
               "params": {"trainable": trainable, "trainable_percent": trainable / 1e4, "backbone": 10_000},
               "cost": {"wall_s": wall_s, "device": "cpu"},
               "task_spec": {"protocol": {"seeds": list(range(protocol_seeds))}}}
-    (run_dir / "run.json").write_text(json.dumps(record))
+    files = {}
     if correct is not None:
         labels = np.arange(correct.size) % 7
         preds = np.where(correct, labels, (labels + 1) % 7)
-        np.savez(run_dir / "predictions.npz", index=np.arange(correct.size)[::-1].copy(), label=labels[::-1].copy(),
+        buffer = io.BytesIO()
+        np.savez(buffer, index=np.arange(correct.size)[::-1].copy(), label=labels[::-1].copy(),
                  pred=preds[::-1].copy())
-    return run_dir
+        files["predictions.npz"] = buffer.getvalue()
+    return store_run(root, record, files)
 
 
 def correct_vector(rng: np.random.Generator, accuracy: float, items: int = 400) -> np.ndarray:
@@ -281,14 +284,29 @@ def test_language_cells_are_tested_on_corpus_bleu_and_with_sacrebleu_randomisati
     assert result.p_value == pytest.approx(stats.combine_seeds(per_seed, "ar").p_value)
 
 
-def test_a_damaged_predictions_file_skips_that_test_with_the_reason(toy_store: Path) -> None:
-    damaged = next((toy_store / "toy/a/weak/final").glob("*/predictions.npz"))
+def test_a_damaged_predictions_file_leaves_that_run_out_and_says_so(toy_store: Path) -> None:
+    damaged = sorted((toy_store / "toy/a/weak/final").glob("*/predictions.npz"))[0]
     damaged.write_bytes(b"not a zip file")
     board = build(toy_store)
-    assert ("toy/a", "weak") not in board.task_tests.comparisons
-    assert "unreadable per-example file" in board.task_tests.skipped[("toy/a", "weak")]
-    assert row(board, "weak").entries[0].value is not None and not row(board, "weak").entries[0].tied
+    assert row(board, "weak").entries[0].seeds == 2  # the other two seeds of that configuration
+    assert list(board.rejected) == [str(damaged.parent)]
+    assert "predictions.npz does not match the checksum" in board.rejected[str(damaged.parent)][0]
+    assert "1 stored record was left out" in provenance_text(board)
     assert ("toy/b", "weak") in board.task_tests.comparisons
+
+
+def test_an_unreadable_predictions_file_with_a_matching_checksum_is_left_out_too(toy_store: Path) -> None:
+    """A run that wrote a broken file and checksummed it (not something bench does) is still never used."""
+    damaged = sorted((toy_store / "toy/a/weak/final").glob("*/predictions.npz"))[0]
+    damaged.write_bytes(b"not a zip file")
+    path = damaged.parent / "run.json"
+    record = json.loads(path.read_text())
+    record["files"]["predictions.npz"] = hashlib.sha256(b"not a zip file").hexdigest()
+    record["checksum"] = record_checksum(record)
+    path.write_text(json.dumps(record))
+    board = build(toy_store)
+    assert row(board, "weak").entries[0].seeds == 2
+    assert "predictions.npz cannot be read" in board.rejected[str(damaged.parent)][0]
 
 
 def test_reproduced_vs_published_differences_with_a_t_interval(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import pytest
 from bench import leaderboard
 from bench.leaderboard import escape
 from bench.store import RunStore
+from tests.stored import store_run
 
 SCRIPT = "<script>alert(1)</script>"
 FORMULA = "=cmd|' /C calc'!A0"
@@ -36,28 +37,27 @@ def write_record(root: Path, folder: str, *, task: str, method: str, stage: str,
                  hparams: dict[str, object] | None = None, history: list[dict[str, float]] | None = None,
                  selection: dict[str, object] | None = None, device: str = "cpu", items: int = 0,
                  accuracy: float = 0.5, seeds: int = 3) -> Path:
-    """A run record with the fields the leaderboard reads; folder = <task>/<method> as the store lays it out (the
-    names in the record may be anything: the board shows the record's)."""
-    key = f"{stage}-{seed}-{lr}-{wd}"
-    run_dir = root / folder / stage / key
-    run_dir.mkdir(parents=True)
-    record = {"key": key, "status": status, "created_at": "2026-11-25T00:00:00+00:00",
-              "run": {"task": task, "method": method, "stage": stage, "seed": seed, "hparams": hparams or {},
-                      "optim": {"base_lr": lr, "weight_decay": wd}},
-              "metrics": metrics if metrics is not None else {"top1": 100 * accuracy},
-              "history": history or [], "params": {"trainable": 1000, "trainable_percent": 0.1 + len(method) / 10},
-              "cost": {"wall_s": 10.0, "device": device},
-              "task_spec": {"protocol": {"seeds": list(range(seeds))}}}
+    """A run record with the fields the leaderboard reads, stored as the store lays it out (<task>/<method>/...:
+    hostile names are folder names too). `folder` names the configuration; with `items`, the top-1 is what the
+    written predictions give."""
+    record: dict[str, object] = {
+        "status": status, "run": {"task": task, "method": method, "stage": stage, "seed": seed,
+                                  "hparams": hparams or {}, "optim": {"base_lr": lr, "weight_decay": wd}},
+        "metrics": dict(metrics) if metrics is not None else {"top1": 100 * accuracy},
+        "history": history or [], "params": {"trainable": 1000, "trainable_percent": 0.1 + len(method) / 10},
+        "cost": {"wall_s": 10.0, "device": device}, "task_spec": {"protocol": {"seeds": list(range(seeds))}}}
     if selection is not None:
         record["selection"] = selection
-    (run_dir / "run.json").write_text(json.dumps(record))
+    files = {}
     if items:
         rng = np.random.default_rng(seed + len(method))
         correct = rng.random(items) < accuracy
         labels = np.arange(items) % 5
-        np.savez(run_dir / "predictions.npz", index=np.arange(items), label=labels,
-                 pred=np.where(correct, labels, (labels + 1) % 5))
-    return run_dir
+        buffer = io.BytesIO()
+        np.savez(buffer, index=np.arange(items), label=labels, pred=np.where(correct, labels, (labels + 1) % 5))
+        files["predictions.npz"] = buffer.getvalue()
+        record["metrics"]["top1"] = 100 * float(correct.mean())  # type: ignore[index]
+    return store_run(root, record, files, identity={"configuration": folder})
 
 
 def history(epochs: int, start: float, val_every: int = 2) -> list[dict[str, float]]:

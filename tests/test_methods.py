@@ -10,6 +10,7 @@ import torch
 
 from bench import registry
 from bench.backbones.vit import build_vit
+from bench.errors import BenchError
 from bench.spec import BackboneSpec, DataSpec, ImageSpec, TaskSpec
 from bench.train.model import PeftModel
 
@@ -129,8 +130,14 @@ def test_key_is_even_and_value_odd_coordinates() -> None:
 def test_empty_or_zero_initialised_methods_equal_the_frozen_backbone(name: str) -> None:
     images = torch.randn(3, 3, 16, 16)
     frozen = build_vit(TINY).eval()
-    hparams = {"num_tokens": 1} if name == "no_share" else {}  # E = 1 // 2 = 0 positions: an empty prefix
-    model, _ = attach(name, **hparams)
+    if name == "no_share":  # E = 1 // 2 = 0 positions: an empty prefix (refused as a setting, built by hand here)
+        method_cls = registry.get_method(name)
+        with pytest.raises(BenchError, match="greater than or equal to 2"):
+            method_cls.parse_hparams({"num_tokens": 1})
+        hparams = method_cls.HParams.model_construct(**{**method_cls.HParams().model_dump(), "num_tokens": 1})
+        model = PeftModel(build_vit(TINY), method_cls(hparams), num_classes=3).eval()
+    else:
+        model, _ = attach(name)
     model.backbone.load_state_dict(frozen.state_dict())
     torch.testing.assert_close(model.backbone(images), frozen(images), atol=1e-6, rtol=1e-6)
 

@@ -3,7 +3,6 @@ labelled leaderboard rows next to our own runs."""
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from bench import registry
 from bench.cli import main
 from bench.reference import load_references
+from tests.stored import store_run
 
 
 def test_reference_files_load_and_name_real_tasks_and_methods() -> None:
@@ -40,13 +40,10 @@ def test_vpt_group_means_agree_with_its_per_task_rows() -> None:
 
 
 def fake_final_record(folder: Path, task: str, method: str, seed: int, top1: float) -> None:
-    record = {"key": f"{task}-{method}-{seed}".replace("/", "_"), "status": "completed", "created_at": "2026-01-01",
-              "run": {"task": task, "method": method, "stage": "final", "seed": seed, "hparams": {},
-                      "optim": {"base_lr": 0.1, "weight_decay": 0.0}},
-              "metrics": {"top1": top1}, "params": {"trainable": 10, "trainable_percent": 0.1}}
-    path = folder / task / method / "final" / record["key"] / "run.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(record))
+    store_run(folder, {"status": "completed", "created_at": "2026-01-01",
+                       "run": {"task": task, "method": method, "stage": "final", "seed": seed, "hparams": {},
+                               "optim": {"base_lr": 0.1, "weight_decay": 0.0}},
+                       "metrics": {"top1": top1}, "params": {"trainable": 10, "trainable_percent": 0.1}})
 
 
 def test_leaderboard_reference_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@ record an uninterrupted run gives; a crash while writing never leaves a corrupt 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from bench import registry
 from bench.cli import main
+from bench.leases import this_host
 from bench.store import CHECKPOINT, RECORD, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,9 +98,12 @@ def test_a_live_lock_makes_the_run_wait_for_its_owner(tiny_tasks_dir: Path, tmp_
     store = RunStore(tmp_path / "runs")
     method = registry.get_method("full_ft")
     settings = method_settings(task, method)
-    config = make_config(task, method, settings, {"base_lr": 0.01, "weight_decay": 0.0}, "final", 42)
+    config = make_config(task, method, settings, {"base_lr": 0.01, "weight_decay": 0.0}, "final", 42,
+                         chosen_by={"how": "spec", "set": {}})  # tiny full_ft: one grid point
     run_dir = store.run_dir(task.name, "full_ft", "final", key_of(config, RunOptions()))
     run_dir.mkdir(parents=True)
-    (run_dir / "lock").write_text(f"{os.getppid()} {os.uname().nodename}\n")  # a live process: our parent
+    lease = {"host": this_host(), "pid": os.getppid(), "token": "0123456789abcdef", "renewed": time.time(),
+             "duration": 3600.0}
+    (run_dir / "lock").write_text(json.dumps(lease))  # a live process (our parent) holds the run
     result = run_protocol(task, method, store, RunOptions(), stages=("final",), seeds=[42])
     assert result.final == [] and not (run_dir / RECORD).exists()

@@ -35,9 +35,14 @@ def test_demo_suite_gives_a_leaderboard_where_methods_differ(tmp_path: Path) -> 
     assert all("±" in cell and "(n=" not in cell for row in cells for cell in row)  # every cell: the 5 seeds
     means = [tuple(cell.split("±")[0].strip() for cell in row) for row in cells]
     assert len(set(means)) == len(means), "methods tie on every task"
-    # The committed example leaderboard was made by `make example-runs` with this code: same scores, run for run.
-    committed = table_rows(ROOT / "results" / "leaderboards" / "mini.md")
-    assert {m: row[1:4] for m, row in rows.items()} == {m: row[1:4] for m, row in committed.items()}
+    # The committed example runs were made by `make example-runs` with this code. On the machine that made them
+    # every run is bit-identical; on another CPU or BLAS scores may move a little, so the claim tested is the
+    # one the README makes: same keys, and no cell differs significantly under the paired test.
+    from bench.ops.compare import compare_stores
+
+    comparison = compare_stores(results, ROOT / "results" / "example-runs")
+    assert comparison.common_runs == len(list(results.rglob("run.json"))) > 0, "the run keys changed"
+    assert comparison.significant == [], [(c.task, c.method) for c in comparison.significant]
 
 
 def test_pretraining_script_reproduces_the_shipped_weights() -> None:

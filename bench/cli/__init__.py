@@ -15,9 +15,11 @@ import textwrap
 
 from bench.cli import (
     analyze,
+    compare,
     data,
     doctor,
     leaderboard,
+    leases,
     listing,
     perf,
     run,
@@ -28,7 +30,7 @@ from bench.cli import (
 )
 from bench.errors import BenchError
 
-COMMANDS = (listing, validate, run, show, leaderboard, study, analyze, perf, data, doctor, score)
+COMMANDS = (listing, validate, run, show, leaderboard, study, analyze, perf, data, doctor, score, leases, compare)
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
 
 
@@ -46,8 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("timm").setLevel(logging.WARNING)
     try:
         result: int = args.func(args)
@@ -65,13 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         if exc.errno not in WRITE_ERRNOS:
             raise
         where = f" {exc.filename}" if exc.filename else ""
-        print_error(f"could not write{where}: {exc.strerror or exc}. Nothing stored was changed: every file of the "
-                    "store and cache is written to a temp file and renamed into place, so the previous state is "
-                    "intact and the unfinished run is recomputed (or resumed from its last checkpoint) by the same "
-                    "command. Free space or fix the permissions, then run it again.")
+        print_error(
+            f"could not write{where}: {exc.strerror or exc}. Nothing stored was changed: every file of the "
+            "store and cache is written to a temp file and renamed into place, so the previous state is "
+            "intact and the unfinished run is recomputed (or resumed from its last checkpoint) by the same "
+            "command. Free space or fix the permissions, then run it again."
+        )
         return 2
 
 
 def print_error(text: str) -> None:
-    print("error: " + textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False),
-          file=sys.stderr)
+    print("error: " + textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False), file=sys.stderr)

@@ -119,6 +119,7 @@ class Board:
     across: AcrossTasks | None = None
     plots: dict[str, Rendered] = field(default_factory=dict)
     skipped_plots: dict[str, str] = field(default_factory=dict)  # figure -> why it was not drawn
+    rejected: dict[str, list[str]] = field(default_factory=dict)  # run folder -> why its record was left out
     reproduction: list[Reproduction] = field(default_factory=list)
     groups: dict[str, list[str]] = field(default_factory=dict)
     cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
@@ -163,10 +164,18 @@ def grouped_order(tasks: list[str], groups: Mapping[str, list[str]]) -> list[str
     return ordered + [t for t in tasks if t not in ordered]
 
 
-def build_board(name: str, collected: Collected, tasks: list[str], methods: list[str],
-                groups: dict[str, list[str]], references: dict[str, ReferenceTable], task_tests: TaskTests,
-                across: AcrossTasks | None, settings: Settings,
-                details: Mapping[tuple[str, str], CellDetail] | None = None) -> Board:
+def build_board(
+    name: str,
+    collected: Collected,
+    tasks: list[str],
+    methods: list[str],
+    groups: dict[str, list[str]],
+    references: dict[str, ReferenceTable],
+    task_tests: TaskTests,
+    across: AcrossTasks | None,
+    settings: Settings,
+    details: Mapping[tuple[str, str], CellDetail] | None = None,
+) -> Board:
     tasks = grouped_order(tasks, groups)
     metric_of = {t: c.metric for (t, _), c in sorted(collected.cells.items()) if t in tasks}
     known = sorted(set(metric_of.values()))
@@ -181,13 +190,22 @@ def build_board(name: str, collected: Collected, tasks: list[str], methods: list
             columns.append(Column(group, group.capitalize(), "group", next(iter(metrics), shared or "top1")))
     if shared is not None or not known:
         columns.append(Column("mean", "Mean", "mean", shared or "top1"))
-    board = Board(name=name, columns=columns, rows=[], settings=settings, task_tests=task_tests, across=across,
-                  groups={g: [t for t in members if t in tasks] for g, members in kept_groups.items()})
+    board = Board(
+        name=name,
+        columns=columns,
+        rows=[],
+        settings=settings,
+        task_tests=task_tests,
+        across=across,
+        groups={g: [t for t in members if t in tasks] for g, members in kept_groups.items()},
+    )
     if shared is None and known:
-        board.no_mean = (f"No mean over tasks: they are scored with different metrics ({', '.join(known)}), "
-                         "which are never averaged")
+        board.no_mean = (
+            f"No mean over tasks: they are scored with different metrics ({', '.join(known)}), which are never averaged"
+        )
     board.devices = sorted({d for (t, m), ds in collected.devices.items() if t in tasks and m in methods for d in ds})
     board.cells = {pair: cell for pair, cell in collected.cells.items() if pair[0] in tasks and pair[1] in methods}
+    board.rejected = dict(collected.rejected)
     board.details = {pair: d for pair, d in (details or {}).items() if pair in board.cells}
     runs = [_run_row(board, collected, method, tasks, kept_groups) for method in methods]
     runs.sort(key=_row_order(board, runs))
@@ -195,8 +213,11 @@ def build_board(name: str, collected: Collected, tasks: list[str], methods: list
     board.rows.extend(runs)
     board.reproduction = reproduction(collected, references, tasks)
     for ref_name, table in references.items():
-        rows = [_reference_row(board, ref_name, method, values, tasks, kept_groups)
-                for method, values in table.methods.items() if any(t in values for t in tasks)]
+        rows = [
+            _reference_row(board, ref_name, method, values, tasks, kept_groups)
+            for method, values in table.methods.items()
+            if any(t in values for t in tasks)
+        ]
         if rows:
             board.rows.extend(rows)
             suffix = " (values read from a figure)" if table.kind == "figure" else ""
@@ -204,6 +225,49 @@ def build_board(name: str, collected: Collected, tasks: list[str], methods: list
     board.hparams = hparam_rows(board)
     board.metric_tables = metric_tables(board, [r.method for r in runs])
     return board
+
+
+def cell_notes(cell: Cell) -> list[str]:
+    """What a reader must know about a cell: how its point was chosen when not on val, study variants, diverged
+    seeds, other configurations of the same pair in the store."""
+    notes = []
+    chosen = cell.chosen_by or {}
+    fixed = chosen.get("set") or {}
+    if chosen.get("how") == "set" or fixed:
+        values = ", ".join(f"{k}={v}" for k, v in fixed.items())
+        rest = "nothing selected on val" if chosen.get("how") == "set" else "the rest selected on val"
+        notes.append(f"{values} fixed on the command line (--set / --num-tokens), {rest}")
+    if cell.data_fraction:
+        notes.append(f"trained on {cell.data_fraction:g} of the training data (--data-fraction); no full-data runs yet")
+    if cell.diverged_seeds:
+        notes.append(f"seeds {', '.join(map(str, cell.diverged_seeds))} diverged; the mean is over the others")
+    if cell.alternatives:
+        notes.append(
+            f"{cell.alternatives} other configuration{'s' if cell.alternatives > 1 else ''} of this "
+            "method on this task in the store (an edited spec, method, precision or --set): not shown, "
+            "never mixed in"
+        )
+    return notes
+
+
+def provenance_text(board: Board) -> str:
+    """How the cells' hyper-parameters were chosen, and which stored records were left out and why."""
+    hows = {(c.chosen_by or {}).get("how", "val") for c in board.cells.values()}
+    if hows <= {"val"}:
+        chosen = "hyper-parameters selected on val only"
+    elif hows == {"spec"}:
+        chosen = "hyper-parameters fixed by the task specs (single-point grids), not searched"
+    else:
+        chosen = "hyper-parameters selected on val, or fixed where a footnote says so"
+    if not board.rejected:
+        return chosen
+    reasons = sorted({reason for problems in board.rejected.values() for reason in problems})
+    shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} other reasons" if len(reasons) > 3 else "")
+    return (
+        f"{chosen}. {len(board.rejected)} stored record{'s were' if len(board.rejected) > 1 else ' was'} left "
+        f"out because {'they' if len(board.rejected) > 1 else 'it'} cannot be trusted ({shown}); "
+        "`bench doctor` lists each"
+    )
 
 
 def _row_order(board: Board, runs: list[Row]) -> Any:
@@ -233,12 +297,21 @@ def hparam_rows(board: Board) -> list[HparamRow]:
             selection = detail.selection or {}
             metric = selection.get("metric")
             value = selection.get(f"val_{metric}") if metric else None
-            out.append(HparamRow(
-                task=task, method=method, lr=detail.lr, wd=detail.wd, hparams=detail.hparams,
-                rule=str(selection.get("rule", "not recorded (the run record has no selection)")),
-                metric=metric, val_score=None if value is None else float(value),
-                candidates=selection.get("candidates"), diverged=int(selection.get("diverged") or 0),
-                pruned="grid_prune" in selection))
+            out.append(
+                HparamRow(
+                    task=task,
+                    method=method,
+                    lr=detail.lr,
+                    wd=detail.wd,
+                    hparams=detail.hparams,
+                    rule=str(selection.get("rule", "not recorded (the run record has no selection)")),
+                    metric=metric,
+                    val_score=None if value is None else float(value),
+                    candidates=selection.get("candidates"),
+                    diverged=int(selection.get("diverged") or 0),
+                    pruned="grid_prune" in selection,
+                )
+            )
     return out
 
 
@@ -283,8 +356,7 @@ def reproduction(collected: Collected, references: dict[str, ReferenceTable], ta
     return out
 
 
-def _run_row(board: Board, collected: Collected, method: str, tasks: list[str], groups: dict[str, list[str]]
-             ) -> Row:
+def _run_row(board: Board, collected: Collected, method: str, tasks: list[str], groups: dict[str, list[str]]) -> Row:
     entries, means, percents, trainables = [], {}, [], []
     for task in tasks:
         cell = collected.cells.get((task, method))
@@ -292,14 +364,15 @@ def _run_row(board: Board, collected: Collected, method: str, tasks: list[str], 
             reason = collected.missing.get((task, method), "not run")
             entries.append(Entry(None, footnote=board.footnote_mark(reason)))
             continue
-        entry = Entry(cell.mean, cell.std, len(cell.scores),
-                      shown_seeds=cell.protocol_seeds is None or len(cell.scores) != cell.protocol_seeds)
-        if cell.data_fraction:
-            entry.footnote = board.footnote_mark(
-                f"trained on {cell.data_fraction:g} of the training data (--data-fraction); no full-data runs yet")
-        if cell.diverged_seeds:
-            entry.footnote = board.footnote_mark(
-                f"seeds {', '.join(map(str, cell.diverged_seeds))} diverged; the mean is over the others")
+        entry = Entry(
+            cell.mean,
+            cell.std,
+            len(cell.scores),
+            shown_seeds=cell.protocol_seeds is None or len(cell.scores) != cell.protocol_seeds,
+        )
+        notes = cell_notes(cell)
+        if notes:
+            entry.footnote = board.footnote_mark("; ".join(notes))
         comparison = board.task_tests.comparisons.get((task, method))
         entry.tied = comparison is not None and comparison.p_holm >= board.settings.alpha
         entries.append(entry)
@@ -309,17 +382,29 @@ def _run_row(board: Board, collected: Collected, method: str, tasks: list[str], 
     entries.extend(_mean_entries(board, means, tasks, groups))
     cost = sum(s for (t, m), s in collected.wall_s.items() if m == method and t in tasks)
     pruned = [t for t in tasks if (t, method) in collected.cells and collected.cells[(t, method)].grid_pruned]
-    note = None if not pruned else board.footnote_mark(
-        f"hyper-parameters chosen by a pruned grid (--grid-prune: successive halving on val) on {len(pruned)} of "
-        f"{len(tasks)} tasks, not the paper's full grid")
-    return Row(method, "runs", entries, footnote=note, method=method,
-               trainable_m=statistics.mean(trainables) / 1e6 if trainables else None,
-               trainable_percent=statistics.mean(percents) if percents else None,
-               cost_h=cost / 3600.0 if any((t, method) in collected.wall_s for t in tasks) else None)
+    note = (
+        None
+        if not pruned
+        else board.footnote_mark(
+            f"hyper-parameters chosen by a pruned grid (--grid-prune: successive halving on val) on {len(pruned)} of "
+            f"{len(tasks)} tasks, not the paper's full grid"
+        )
+    )
+    return Row(
+        method,
+        "runs",
+        entries,
+        footnote=note,
+        method=method,
+        trainable_m=statistics.mean(trainables) / 1e6 if trainables else None,
+        trainable_percent=statistics.mean(percents) if percents else None,
+        cost_h=cost / 3600.0 if any((t, method) in collected.wall_s for t in tasks) else None,
+    )
 
 
-def _reference_row(board: Board, ref_name: str, method: str, values: dict[str, float], tasks: list[str],
-                   groups: dict[str, list[str]]) -> Row:
+def _reference_row(
+    board: Board, ref_name: str, method: str, values: dict[str, float], tasks: list[str], groups: dict[str, list[str]]
+) -> Row:
     entries = []
     for task in tasks:
         if task in values:
@@ -330,8 +415,7 @@ def _reference_row(board: Board, ref_name: str, method: str, values: dict[str, f
     return Row(f"{method} [{ref_name}]", "reference", entries, source=ref_name, method=method)
 
 
-def _mean_entries(board: Board, means: dict[str, float], tasks: list[str], groups: dict[str, list[str]]
-                  ) -> list[Entry]:
+def _mean_entries(board: Board, means: dict[str, float], tasks: list[str], groups: dict[str, list[str]]) -> list[Entry]:
     """Group means, then the mean (of the group means when there are groups: the VTAB convention), when the board
     has a Mean column."""
     out = []
@@ -344,8 +428,14 @@ def _mean_entries(board: Board, means: dict[str, float], tasks: list[str], group
             group_values.append(group_mean)
             out.append(Entry(group_mean, computed=True))
         else:
-            out.append(Entry(None, footnote=board.footnote_mark(
-                f"incomplete {group}: a mean needs all {len(members)} tasks, this row has {len(have)}")))
+            out.append(
+                Entry(
+                    None,
+                    footnote=board.footnote_mark(
+                        f"incomplete {group}: a mean needs all {len(members)} tasks, this row has {len(have)}"
+                    ),
+                )
+            )
     if board.mean_index is None:
         return out
     if groups:
@@ -356,8 +446,14 @@ def _mean_entries(board: Board, means: dict[str, float], tasks: list[str], group
         value = statistics.mean(means[t] for t in tasks) if complete else None
     if value is None:
         count = sum(t in means for t in tasks)
-        out.append(Entry(None, footnote=board.footnote_mark(
-            f"incomplete row: the mean needs all {len(tasks)} tasks, this row has {count}")))
+        out.append(
+            Entry(
+                None,
+                footnote=board.footnote_mark(
+                    f"incomplete row: the mean needs all {len(tasks)} tasks, this row has {count}"
+                ),
+            )
+        )
     else:
         out.append(Entry(value, computed=True))
     return out

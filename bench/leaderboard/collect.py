@@ -1,7 +1,15 @@
-"""Stored runs -> one result per (task, method): the final seeds of the selected point, with cost and provenance.
+"""Stored runs -> one result per (task, method): the final seeds of ONE configuration, with cost and provenance.
 
-Reads run.json files only (per-example files are read later, by the significance tests, for the cells that need
-them). Nothing here trains or changes a record.
+A configuration is everything in a final run's identity except its seed (bench.train.config.RunConfig.identity):
+the task spec as it was, the data, the weights, the method's code and hyper-parameters, precision, how the point
+was chosen. A cell never mixes configurations, and holds one record per seed. When a (task, method) has several
+configurations in the store, the rule below picks one and the others are named in a footnote:
+runs that follow the task's protocol (all the training data, hyper-parameters from its grid) over study variants,
+the full grid's selection over a pruned grid's, then a configuration with every protocol seed over an incomplete
+one, then more finished seeds, then the newest.
+
+Reads run.json files only, and only trustworthy ones (bench.records); the others are counted and named in
+`rejected`. Per-example files are read later, by the significance tests. Nothing here trains or changes a record.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.records import file_problems
 from bench.store import RECORD, RunStore
 
 
@@ -34,6 +43,9 @@ class Cell:
     diverged_seeds: tuple[int, ...] = ()
     grid_pruned: bool = False  # selected by --grid-prune, not the full grid
     data_fraction: float | None = None  # trained on this share of the training data (--data-fraction)
+    chosen_by: dict[str, Any] | None = None  # {"how": "val" | "spec" | "set", "set": {the --set values}}
+    configuration: str = ""  # hash of the identity without the seed
+    alternatives: int = 0  # other configurations of this (task, method) in the store, not shown
 
     @property
     def mean(self) -> float:
@@ -52,16 +64,23 @@ class Collected:
     missing: dict[tuple[str, str], str] = field(default_factory=dict)
     wall_s: dict[tuple[str, str], float] = field(default_factory=dict)
     devices: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    rejected: dict[str, list[str]] = field(default_factory=dict)  # run folder -> why its record is not used
 
     @property
     def methods(self) -> list[str]:
         return sorted({m for _, m in [*self.cells, *self.missing]})
 
 
-def read_records(root: Path, tasks: list[str] | None, methods: list[str] | None,
-                 keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
-    """Every run.json below root for the given tasks/methods, filtering on the folder layout
-    (<task>/<method>/<stage>/<key>/run.json) before parsing, so unrelated runs cost nothing."""
+def read_records(
+    root: Path,
+    tasks: list[str] | None,
+    methods: list[str] | None,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
+    rejected: dict[str, list[str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Every trustworthy run.json below root for the given tasks/methods, filtering on the folder layout
+    (<task>/<method>/<stage>/<key>/run.json) before parsing, so unrelated runs cost nothing. Records that fail
+    their checks go to `rejected` (folder -> reasons) when given."""
     out: list[dict[str, Any]] = []
     if not root.is_dir():
         return out
@@ -71,54 +90,90 @@ def read_records(root: Path, tasks: list[str] | None, methods: list[str] | None,
     for path in sorted(root.rglob(RECORD)):
         relative = path.relative_to(root).parts
         if len(relative) < 5:
+            if rejected is not None:
+                rejected[str(path.parent)] = ["not in a <task>/<method>/<stage>/<key> folder"]
             continue
         task, method = "/".join(relative[:-4]), relative[-4]
         if (wanted_tasks is not None and task not in wanted_tasks) or (
-                wanted_methods is not None and method not in wanted_methods):
+            wanted_methods is not None and method not in wanted_methods
+        ):
             continue
-        record = store.load(path.parent)
-        if record is None or (keep is not None and not keep(record)):
+        record, problems = store.read(path.parent)
+        if problems or record is None:
+            if rejected is not None:
+                rejected[str(path.parent)] = problems or ["empty record"]
+            continue
+        if keep is not None and not keep(record):
             continue
         record["_dir"] = str(path.parent)
         out.append(record)
     return out
 
 
-def collect(store: RunStore, tasks: list[str] | None = None, methods: list[str] | None = None,
-            keep: Callable[[dict[str, Any]], bool] | None = None) -> Collected:
-    """Group final runs by hyper-parameter point; when several points have final runs (the grid was re-run and
-    selected differently, or also run with --grid-prune), the full grid's wins, then the point with the most
-    finished seeds, then the most recent. `keep` filters records (a study takes one data fraction at a time)."""
+def configuration(record: dict[str, Any]) -> str:
+    """The configuration a final run belongs to: its identity without the seed."""
+    from bench.store import run_key
+
+    return run_key({k: v for k, v in record["identity"].items() if k != "seed"})
+
+
+def collect(
+    store: RunStore,
+    tasks: list[str] | None = None,
+    methods: list[str] | None = None,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
+) -> Collected:
+    """One configuration per (task, method), chosen by the rule in the module docstring. `keep` filters records
+    (a study takes one data fraction at a time)."""
     found = Collected()
     finals: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     grid_runs: dict[tuple[str, str], int] = defaultdict(int)
     by_pair: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for record in read_records(store.root, tasks, methods, keep):
+    for record in read_records(store.root, tasks, methods, keep, found.rejected):
         run = record["run"]
         pair = (run["task"], run["method"])
         by_pair[pair].append(record)
         if run["stage"] == "final":
-            finals[(*pair, _point_key(run))].append(record)
+            finals[(*pair, configuration(record))].append(record)
         else:
             grid_runs[pair] += 1
     chosen: dict[tuple[str, str], list[dict[str, Any]]] = {}
     defaults: dict[tuple[str, str], dict[str, list[Any]] | None] = {}
+    configurations: dict[tuple[str, str], int] = defaultdict(int)
     for (task, method, _), records in sorted(finals.items()):
+        configurations[(task, method)] += 1
         if (task, method) not in defaults:
             defaults[(task, method)] = _protocol_grid(records[0])
         current = chosen.get((task, method))
         if current is None or _preference(records, defaults[(task, method)]) > _preference(
-                current, defaults[(task, method)]):
+            current, defaults[(task, method)]
+        ):
             chosen[(task, method)] = records
-    for pair, records in chosen.items():
-        # Cost: the grid and final runs of the chosen variant only (not the study runs beside it).
+    for pair, records in list(chosen.items()):
+        # The runs a cell shows must also have result files matching their checksums and a top-1 their
+        # predictions reproduce; a run that does not is left out (and named), never shown.
+        kept = []
+        for record in records:
+            problems = file_problems(Path(record["_dir"]), record)
+            if problems:
+                found.rejected[record["_dir"]] = problems
+            else:
+                kept.append(record)
+        if not kept:
+            found.missing[pair] = "every final run of the chosen configuration failed its checks (bench doctor)"
+            del chosen[pair]
+            continue
+        chosen[pair] = records = kept
+        # Cost: the grid runs of the chosen variant and the final runs of the chosen configuration.
         variant = _variant(records[0]["run"], defaults[pair])
+        shown = {r["key"] for r in records}
         for record in by_pair[pair]:
-            if _variant(record["run"], defaults[pair]) == variant:
+            is_grid = record["run"]["stage"] == "grid"
+            if (is_grid and _variant(record["run"], defaults[pair]) == variant) or record["key"] in shown:
                 cost = record.get("cost", {})
                 found.wall_s[pair] = found.wall_s.get(pair, 0.0) + float(cost.get("wall_s") or 0.0)
                 found.devices.setdefault(pair, set()).add(str(cost.get("device", "unknown")))
-        cell = _cell(records)
+        cell = _cell(records, configurations[pair] - 1)
         if cell is None:
             found.missing[pair] = f"all {len(records)} final seeds diverged"
         else:
@@ -134,10 +189,17 @@ def collect(store: RunStore, tasks: list[str] | None = None, methods: list[str] 
 
 
 def _point_key(run: dict[str, Any]) -> str:
-    return json.dumps({**run.get("hparams", {}), "base_lr": run["optim"]["base_lr"],
-                       "weight_decay": run["optim"]["weight_decay"], "grid_prune": run.get("grid_prune"),
-                       "data_fraction": run.get("data_fraction"), "train_examples": run.get("train_examples")},
-                      sort_keys=True)
+    return json.dumps(
+        {
+            **run.get("hparams", {}),
+            "base_lr": run["optim"]["base_lr"],
+            "weight_decay": run["optim"]["weight_decay"],
+            "grid_prune": run.get("grid_prune"),
+            "data_fraction": run.get("data_fraction"),
+            "train_examples": run.get("train_examples"),
+        },
+        sort_keys=True,
+    )
 
 
 def _protocol_grid(record: dict[str, Any]) -> dict[str, list[Any]] | None:
@@ -159,6 +221,8 @@ def _follows_protocol(run: dict[str, Any], grid: dict[str, list[Any]] | None) ->
     --num-tokens, an init_text): such runs answer another question than the leaderboard's."""
     if run.get("data_fraction") or run.get("train_examples"):
         return False
+    if (run.get("chosen_by") or {}).get("how") == "set":
+        return False
     if grid is None:
         return True
     values = {**run.get("hparams", {}), **run.get("optim", {})}
@@ -169,31 +233,54 @@ def _variant(run: dict[str, Any], grid: dict[str, list[Any]] | None) -> tuple[bo
     return _follows_protocol(run, grid), run.get("data_fraction"), run.get("train_examples")
 
 
-def _preference(records: list[dict[str, Any]], grid: dict[str, list[Any]] | None) -> tuple[bool, bool, bool, int, str]:
+def _preference(
+    records: list[dict[str, Any]], grid: dict[str, list[Any]] | None
+) -> tuple[bool, bool, bool, bool, int, str]:
     """Runs that follow the task's protocol (all the training data, hyper-parameters from its grid) over study
-    variants, the full grid's selection over a pruned grid's, then more finished seeds, then the newest."""
+    variants, the full grid's selection over a pruned grid's, then every protocol seed, more finished seeds, the
+    newest."""
     completed = [r for r in records if r["status"] == "completed"]
     standard = _follows_protocol(records[0]["run"], grid)
     full_data = not any(r["run"].get("data_fraction") for r in records)
     full_grid = not any(r["run"].get("grid_prune") for r in records)
-    return standard, full_data, full_grid, len(completed), max(str(r.get("created_at", "")) for r in records)
+    seeds = records[0].get("task_spec", {}).get("protocol", {}).get("seeds")
+    complete = isinstance(seeds, list) and {r["run"]["seed"] for r in records} >= set(seeds)
+    return standard, full_data, full_grid, complete, len(completed), max(str(r.get("created_at", "")) for r in records)
 
 
-def _cell(records: list[dict[str, Any]]) -> Cell | None:
+def _cell(records: list[dict[str, Any]], alternatives: int) -> Cell | None:
     completed = sorted((r for r in records if r["status"] == "completed"), key=lambda r: r["run"]["seed"])
     if not completed:
         return None
     first = completed[0]
     run, params = first["run"], first.get("params", {})
     metric = first["metrics"].get("primary", "top1")
-    point = " ".join(f"{k}={v}" for k, v in {"lr": run["optim"]["base_lr"], "wd": run["optim"]["weight_decay"],
-                                             **run.get("hparams", {})}.items())
+    point = " ".join(
+        f"{k}={v}"
+        for k, v in {
+            "lr": run["optim"]["base_lr"],
+            "wd": run["optim"]["weight_decay"],
+            **run.get("hparams", {}),
+        }.items()
+    )
     protocol = first.get("task_spec", {}).get("protocol", {})
     seeds = protocol.get("seeds")
     diverged = sorted(r["run"]["seed"] for r in records if r["status"] != "completed")
-    return Cell(task=run["task"], method=run["method"], scores=tuple(float(r["metrics"][metric]) for r in completed),
-                seeds=tuple(int(r["run"]["seed"]) for r in completed),
-                run_dirs=tuple(str(r["_dir"]) for r in completed), metric=metric, point=point,
-                trainable=int(params.get("trainable", 0)), trainable_percent=float(params.get("trainable_percent", 0)),
-                protocol_seeds=len(seeds) if isinstance(seeds, list) else None, diverged_seeds=tuple(diverged),
-                grid_pruned=bool(run.get("grid_prune")), data_fraction=run.get("data_fraction"))
+    return Cell(
+        task=run["task"],
+        method=run["method"],
+        scores=tuple(float(r["metrics"][metric]) for r in completed),
+        seeds=tuple(int(r["run"]["seed"]) for r in completed),
+        run_dirs=tuple(str(r["_dir"]) for r in completed),
+        metric=metric,
+        point=point,
+        trainable=int(params.get("trainable", 0)),
+        trainable_percent=float(params.get("trainable_percent", 0)),
+        protocol_seeds=len(seeds) if isinstance(seeds, list) else None,
+        diverged_seeds=tuple(diverged),
+        grid_pruned=bool(run.get("grid_prune")),
+        data_fraction=run.get("data_fraction"),
+        chosen_by=run.get("chosen_by"),
+        configuration=configuration(first),
+        alternatives=alternatives,
+    )

@@ -43,10 +43,12 @@ from bench.metrics.nist import NistVariant, corpus_nist_from_stats
 from bench.metrics.report import MetricReport, PerItem
 from bench.metrics.ter import corpus_ter_from_stats
 from bench.metrics.variants import VARIANTS, BleuVariant, DartText, RougeAggregation, TerVariant, check_variant
+from bench.spec import SUITE_METRICS
 
 __all__ = [
     "JAVA_MISSING",
     "SUITES",
+    "SUITE_METRICS",
     "VARIANTS",
     "MeteorProcess",
     "MetricReport",
@@ -65,19 +67,24 @@ __all__ = [
 SUITES: tuple[str, ...] = ("e2e", "webnlg2017", "dart", "xsum")
 
 
-def _check(hypotheses: Sequence[str], references: Sequence[Sequence[str]], groups: Sequence[str] | None
-           ) -> list[list[str]]:
+def _check(
+    hypotheses: Sequence[str], references: Sequence[Sequence[str]], groups: Sequence[str] | None
+) -> list[list[str]]:
     """The references without empty strings; raises when the input cannot be scored."""
     if len(hypotheses) != len(references):
-        raise BenchError(f"{len(hypotheses)} hypotheses for {len(references)} reference lists.",
-                         hint="Give one list of references per hypothesis, in the same order.")
+        raise BenchError(
+            f"{len(hypotheses)} hypotheses for {len(references)} reference lists.",
+            hint="Give one list of references per hypothesis, in the same order.",
+        )
     if not hypotheses:
         raise BenchError("nothing to score: no hypotheses.")
     if groups is not None and len(groups) != len(hypotheses):
         raise BenchError(f"{len(groups)} groups for {len(hypotheses)} hypotheses.", field="groups")
     if isinstance(references[0], str):
-        raise BenchError("references[i] must be the list of references of item i, not a string.",
-                         hint="Wrap single references: [[ref] for ref in refs].")
+        raise BenchError(
+            "references[i] must be the list of references of item i, not a string.",
+            hint="Wrap single references: [[ref] for ref in refs].",
+        )
     kept = [[r for r in refs if r.strip()] for refs in references]
     lacking = [i for i, refs in enumerate(kept) if not refs]
     if lacking:
@@ -85,10 +92,21 @@ def _check(hypotheses: Sequence[str], references: Sequence[Sequence[str]], group
     return kept
 
 
-def score(suite: str, hypotheses: list[str], references: list[list[str]], groups: list[str] | None = None, *,
-          learned: dict[str, str] | None = None, nist: NistVariant = "pymteval", bleu: BleuVariant = "perl",
-          rouge: RougeAggregation = "global", rouge_batch_size: int = 8, rouge_seed: int | None = None,
-          dart_text: DartText = "normalised", ter: TerVariant = "sacrebleu") -> MetricReport:
+def score(
+    suite: str,
+    hypotheses: list[str],
+    references: list[list[str]],
+    groups: list[str] | None = None,
+    *,
+    learned: dict[str, str] | None = None,
+    nist: NistVariant = "pymteval",
+    bleu: BleuVariant = "perl",
+    rouge: RougeAggregation = "global",
+    rouge_batch_size: int = 8,
+    rouge_seed: int | None = None,
+    dart_text: DartText = "normalised",
+    ter: TerVariant = "sacrebleu",
+) -> MetricReport:
     """Score hypotheses[i] against references[i] (a list, any length) with one suite's official metrics.
 
     groups[i] is item i's WebNLG category ("seen" / "unseen" or a category name), used by webnlg2017 and
@@ -110,8 +128,9 @@ def score(suite: str, hypotheses: list[str], references: list[list[str]], groups
     for option, value in (("nist", nist), ("bleu", bleu), ("rouge", rouge), ("dart_text", dart_text), ("ter", ter)):
         check_variant(option, value)
     if rouge_batch_size < 1:
-        raise BenchError(f"rouge_batch_size must be positive, not {rouge_batch_size}.",
-                         field="metric_options.rouge_batch_size")
+        raise BenchError(
+            f"rouge_batch_size must be positive, not {rouge_batch_size}.", field="metric_options.rouge_batch_size"
+        )
     refs = _check(hypotheses, references, groups)
     hyps = list(hypotheses)
     if suite == "e2e":

@@ -13,14 +13,22 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.store import CHECKPOINT, LOCK, RECORD, RunStore, lock_is_stale
+from bench.store import CHECKPOINT, RECORD, RunStore
 
 FREE_DISK_WARN_GB = 50.0  # decoded VTAB-1k + FGVC caches take tens of GB
 FREE_DISK_FAIL_GB = 2.0
-OPTIONAL = {"transformers": "language tasks", "evaluate": "language metrics as evaluate modules",
-            "sacrebleu": "BLEU / TER", "rouge_score": "ROUGE", "pycocoevalcap": "METEOR / CIDEr jars",
-            "scipy": "significance tests", "matplotlib": "plots", "submitit": "--launcher slurm",
-            "optuna": "--grid-prune", "peft": "bench perf peft"}
+OPTIONAL = {
+    "transformers": "language tasks",
+    "evaluate": "language metrics as evaluate modules",
+    "sacrebleu": "BLEU / TER",
+    "rouge_score": "ROUGE",
+    "pycocoevalcap": "METEOR / CIDEr jars",
+    "scipy": "significance tests",
+    "matplotlib": "plots",
+    "submitit": "--launcher slurm",
+    "optuna": "--grid-prune",
+    "peft": "bench perf peft",
+}
 
 
 @dataclass(frozen=True)
@@ -46,12 +54,23 @@ def torch_check() -> list[Check]:
     if torch.cuda.is_available():
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         bf16 = torch.cuda.is_bf16_supported()
-        checks.append(Check("cuda", "ok" if bf16 else "warn", f"{len(names)} device(s): {', '.join(names)}; "
-                            f"bf16 {'supported' if bf16 else 'not supported'}",
-                            "" if bf16 else "Use --precision fp32 on this GPU."))
+        checks.append(
+            Check(
+                "cuda",
+                "ok" if bf16 else "warn",
+                f"{len(names)} device(s): {', '.join(names)}; bf16 {'supported' if bf16 else 'not supported'}",
+                "" if bf16 else "Use --precision fp32 on this GPU.",
+            )
+        )
     else:
-        checks.append(Check("cuda", "warn", "no CUDA device: runs use the CPU (fine for the mini suites only)",
-                            "Run real tasks on a machine with a GPU (torch with CUDA)."))
+        checks.append(
+            Check(
+                "cuda",
+                "warn",
+                "no CUDA device: runs use the CPU (fine for the mini suites only)",
+                "Run real tasks on a machine with a GPU (torch with CUDA).",
+            )
+        )
     return checks
 
 
@@ -61,15 +80,20 @@ def java_check() -> Check:
     reason = java_missing_reason(java_available())
     if reason is None:
         return Check("java (METEOR)", "ok", f"{shutil.which('java')}; jars in {coco_dir()}")
-    return Check("java (METEOR)", "warn", "METEOR and the PTB-tokenised ROUGE-L / CIDEr of E2E, WebNLG and DART "
-                 "are reported as unavailable", reason)
+    return Check(
+        "java (METEOR)",
+        "warn",
+        "METEOR and the PTB-tokenised ROUGE-L / CIDEr of E2E, WebNLG and DART are reported as unavailable",
+        reason,
+    )
 
 
 def packages_check() -> Check:
     missing = [f"{name} ({use})" for name, use in OPTIONAL.items() if importlib.util.find_spec(name) is None]
     if missing:
-        return Check("optional packages", "warn", "missing: " + ", ".join(missing),
-                     "pip install -e '.[all]' (make install does)")
+        return Check(
+            "optional packages", "warn", "missing: " + ", ".join(missing), "pip install -e '.[all]' (make install does)"
+        )
     return Check("optional packages", "ok", "all present")
 
 
@@ -82,8 +106,13 @@ def disk_check(cache: Path) -> Check:
     if free < FREE_DISK_FAIL_GB:
         return Check("disk", "FAIL", detail, "Free space or set BENCH_CACHE to a larger disk.")
     if free < FREE_DISK_WARN_GB:
-        return Check("disk", "warn", detail, f"The real suites' decoded images need up to {FREE_DISK_WARN_GB:.0f} GB; "
-                     "set BENCH_CACHE to a larger disk before running them.")
+        return Check(
+            "disk",
+            "warn",
+            detail,
+            f"The real suites' decoded images need up to {FREE_DISK_WARN_GB:.0f} GB; "
+            "set BENCH_CACHE to a larger disk before running them.",
+        )
     return Check("disk", "ok", detail)
 
 
@@ -104,35 +133,62 @@ def data_check(tasks_dirs: tuple[Path, ...]) -> Check:
         states.setdefault(state, []).append(name)
     detail = "; ".join(f"{len(names)} {state}" for state, names in sorted(states.items()))
     missing = sum(len(names) for state, names in states.items() if state not in ("ready", "on demand"))
-    return Check("data", "ok" if not missing else "warn", detail,
-                 "" if not missing else "`bench data status` lists what each task needs and how to get it.")
+    return Check(
+        "data",
+        "ok" if not missing else "warn",
+        detail,
+        "" if not missing else "`bench data status` lists what each task needs and how to get it.",
+    )
 
 
 def store_check(root: Path) -> Check:
-    """Every record readable, every result file matching its record's checksum, no stale lock or temp file."""
+    """Every record trustworthy (bench.records: in its own folder, its key, its checksum, its result files and
+    predictions), no temp file of a killed writer; plus the runs' leases."""
+    from bench.leases import leases
+
     if not root.is_dir():
         return Check("run store", "ok", f"{root}: empty")
     store = RunStore(root)
-    records, problems, unfinished, stale = 0, [], 0, []
+    records, problems, unfinished = 0, [], 0
     for folder in sorted({p.parent for p in root.rglob("*") if p.is_file()}):
         if (folder / RECORD).is_file():
             records += 1
             problems += store.check(folder)
         elif (folder / CHECKPOINT).is_file():
             unfinished += 1
-        if (folder / LOCK).is_file() and lock_is_stale(folder / LOCK):
-            stale.append(str(folder / LOCK))
-    detail = f"{root}: {records} records, {unfinished} unfinished runs with a checkpoint (resumable)"
+    found = leases(root)
+    stale = [lease for lease in found if lease.stale]
+    detail = (
+        f"{root}: {records} records, {unfinished} unfinished runs with a checkpoint (resumable), "
+        f"{len(found) - len(stale)} runs leased by live processes"
+    )
     if problems:
-        return Check("run store", "FAIL", f"{detail}; {len(problems)} problem(s):",
-                     "Move each damaged run folder out of the store and run the same `bench run` command again: it "
-                     "recomputes exactly those runs.", tuple(problems))
+        return Check(
+            "run store",
+            "FAIL",
+            f"{detail}; {len(problems)} record(s) that are never used:",
+            "Move each listed run folder out of the store and run the same `bench run` command again: it "
+            "recomputes exactly those runs.",
+            tuple(problems),
+        )
     if stale:
-        return Check("run store", "warn", f"{detail}; {len(stale)} lock(s) of dead processes",
-                     "Nothing to do: the next `bench run` takes them over.")
-    return Check("run store", "ok", detail)
+        return Check(
+            "run store",
+            "warn",
+            f"{detail}; {len(stale)} lease(s) expired or of dead processes:",
+            "Nothing to do: the next `bench run` takes them over (or `bench leases release --expired`).",
+            tuple(f"{lease.path.parent}: {lease.describe()}" for lease in stale),
+        )
+    return Check("run store", "ok", detail, items=tuple(f"{lease.path.parent}: {lease.describe()}" for lease in found))
 
 
 def run_checks(results: Path, cache: Path, tasks_dirs: tuple[Path, ...]) -> list[Check]:
-    return [python_check(), *torch_check(), packages_check(), java_check(), disk_check(cache),
-            data_check(tasks_dirs), store_check(results)]
+    return [
+        python_check(),
+        *torch_check(),
+        packages_check(),
+        java_check(),
+        disk_check(cache),
+        data_check(tasks_dirs),
+        store_check(results),
+    ]

@@ -57,12 +57,21 @@ def resolve_workers(text: str) -> int:
     return count
 
 
-def work_until_done(pairs: Sequence[Pair], run_pair: Callable[[Pair], bool], offset: int, poll_s: float) -> None:
-    """Pass over the pairs (starting at `offset`) until run_pair reports each of them complete."""
-    pending = list(pairs[offset % len(pairs):]) + list(pairs[:offset % len(pairs)]) if pairs else []
+def work_until_done(
+    pairs: Sequence[Pair],
+    run_pair: Callable[[Pair], bool],
+    offset: int,
+    poll_s: float,
+    waiting: Callable[[list[Pair]], None] | None = None,
+) -> None:
+    """Pass over the pairs (starting at `offset`) until run_pair reports each of them complete; between passes,
+    tell `waiting` what is left and sleep."""
+    pending = list(pairs[offset % len(pairs) :]) + list(pairs[: offset % len(pairs)]) if pairs else []
     while pending:
         pending = [pair for pair in pending if not run_pair(pair)]
         if pending:
+            if waiting is not None:
+                waiting(pending)
             time.sleep(poll_s)
 
 
@@ -78,8 +87,7 @@ def spawn_workers(request: RunRequest, count: int) -> int:
     cores = os.cpu_count() or 1
     processes = []
     for index in range(count):
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source_root,
-                                                                          os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source_root, os.environ.get("PYTHONPATH")]))}
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
         else:
@@ -87,8 +95,9 @@ def spawn_workers(request: RunRequest, count: int) -> int:
         command = [sys.executable, "-m", "bench.ops.worker", request.to_json(), f"{index}/{count}"]
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         processes.append(process)
-    relays = [threading.Thread(target=_relay, args=(p.stdout, f"[worker {i}] "), daemon=True)
-              for i, p in enumerate(processes)]
+    relays = [
+        threading.Thread(target=_relay, args=(p.stdout, f"[worker {i}] "), daemon=True) for i, p in enumerate(processes)
+    ]
     for relay in relays:
         relay.start()
     codes = [p.wait() for p in processes]
@@ -96,8 +105,12 @@ def spawn_workers(request: RunRequest, count: int) -> int:
         relay.join()
     failed = [i for i, code in enumerate(codes) if code != 0]
     if failed:
-        log.error("workers %s exited with codes %s; their unfinished runs are not recorded (run the same command "
-                  "again to finish them)", failed, [codes[i] for i in failed])
+        log.error(
+            "workers %s exited with codes %s; their unfinished runs are not recorded (run the same command "
+            "again to finish them)",
+            failed,
+            [codes[i] for i in failed],
+        )
     return max(codes, default=0)
 
 

@@ -49,7 +49,7 @@ def paired_bootstrap_many(a: np.ndarray, others: Sequence[np.ndarray], *, score:
                           n_resamples: int = 1000, seed: int = 12345) -> list[TestResult]:
     """paired_bootstrap(a, b) for every b in others, with one pass over the item draws (a leaderboard compares
     every method with the best of a task; on large test sets the item resampling is the whole cost).
-    Each result equals the single call exactly."""
+    Each result equals the single call's: the same draws and p-value; CI bounds to float rounding (BLAS order)."""
     statistics = score is not None
     x = seeds_items_k(a, statistics=statistics, name="a")
     ys = [seeds_items_k(b, statistics=statistics, name=f"others[{i}]") for i, b in enumerate(others)]

@@ -42,13 +42,15 @@ def analyze(run_dir: Path, examples: int = 16) -> AttentionReport:
     """The attention report of one stored final run (vision or language)."""
     from bench.spec import task_from_record
 
-    record = RunStore(run_dir.parent).load(run_dir)
+    record = RunStore.of_folder(run_dir).load(run_dir.resolve())
     if record is None:
         raise BenchError(f"no run record in {run_dir}.", hint="Give a run folder (see `bench show`).")
     if record["status"] != "completed" or not (run_dir / TRAINED).is_file():
-        raise BenchError(f"run {run_dir} has no stored trained parameters ({TRAINED}).",
-                         hint="Attention analysis needs a completed final run of a PEFT method (runs made before "
-                              "this feature, and full fine-tuning, do not keep their weights); re-run it.")
+        raise BenchError(
+            f"run {run_dir} has no stored trained parameters ({TRAINED}).",
+            hint="Attention analysis needs a completed final run of a PEFT method (runs made before "
+            "this feature, and full fine-tuning, do not keep their weights); re-run it.",
+        )
     trained = _load_trained(run_dir, record)
     task = task_from_record(record["task_spec"])
     return ANALYSES[task.modality](record, task, trained, examples)
@@ -63,8 +65,10 @@ def _load_trained(run_dir: Path, record: dict[str, Any]) -> dict[str, torch.Tens
     if expected is None:
         log.warning("%s has no checksum (stored before checksums were kept); loading it unverified", path)
     elif hashlib.sha256(data).hexdigest() != expected:
-        raise BenchError(f"{path} does not match its checksum: the stored trained parameters are damaged.",
-                         hint="Move the run folder out of the store and run the same `bench run` command again.")
+        raise BenchError(
+            f"{path} does not match its checksum: the stored trained parameters are damaged.",
+            hint="Move the run folder out of the store and run the same `bench run` command again.",
+        )
     state: dict[str, torch.Tensor] = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     return state
 
@@ -76,8 +80,9 @@ def _method(run: dict[str, Any]) -> Any:
     return method_cls(method_cls.parse_hparams(run["hparams"]))
 
 
-def _analyze_vision(record: dict[str, Any], task: Any, trained: dict[str, torch.Tensor],
-                    images: int) -> AttentionReport:
+def _analyze_vision(
+    record: dict[str, Any], task: Any, trained: dict[str, torch.Tensor], images: int
+) -> AttentionReport:
     from bench.backbones.vit import PrefixAttention
     from bench.data.transforms import ImageBatches
     from bench.train.config import RunOptions
@@ -115,13 +120,17 @@ def _analyze_vision(record: dict[str, Any], task: Any, trained: dict[str, torch.
         shares.append(p[..., :prefix].sum(-1).mean(dim=(0, 2)).numpy())  # (heads,)
     first_patch = last.shape[-1] - tokens + model.backbone.num_prefix_tokens
     cls = last[:, :, 0, first_patch:].mean(dim=1)  # (images, patches)
-    return AttentionReport(run=run, layer_names=[f"layer {i}" for i in range(len(probs))],
-                           prefix_positions=positions, prefix_share=np.stack(shares),
-                           cls_maps=cls.reshape(len(cls), grid, grid).numpy(), examples=len(batch))
+    return AttentionReport(
+        run=run,
+        layer_names=[f"layer {i}" for i in range(len(probs))],
+        prefix_positions=positions,
+        prefix_share=np.stack(shares),
+        cls_maps=cls.reshape(len(cls), grid, grid).numpy(),
+        examples=len(batch),
+    )
 
 
-def _analyze_text(record: dict[str, Any], task: Any, trained: dict[str, torch.Tensor],
-                  items: int) -> AttentionReport:
+def _analyze_text(record: dict[str, Any], task: Any, trained: dict[str, torch.Tensor], items: int) -> AttentionReport:
     from bench.data.text import read_text_split
     from bench.train.modality import modality_for
     from bench.train.model import PeftModel
@@ -142,8 +151,11 @@ def _analyze_text(record: dict[str, Any], task: Any, trained: dict[str, torch.Te
         with torch.no_grad():
             for ids, labels in examples:
                 backbone.attention_record.clear()
-                batch = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
-                         "labels": torch.tensor([labels])}
+                batch = {
+                    "input_ids": torch.tensor([ids]),
+                    "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+                    "labels": torch.tensor([labels]),
+                }
                 batcher.loss(model, batch, autocast=False)  # one teacher-forced forward pass
                 for layer, prefix, probs in backbone.attention_record:
                     positions[layer] = prefix
@@ -151,14 +163,24 @@ def _analyze_text(record: dict[str, Any], task: Any, trained: dict[str, torch.Te
     finally:
         backbone.attention_record = None
     if not any(positions):
-        raise BenchError(f"run {record['key']} ({run['method']}) puts no prefix positions into attention, so there "
-                         "is no prefix share to measure.",
-                         hint="Analyse a run of a prefix method (no_share, simple_share, deep_share).")
-    names = [f"{stack} {i}" for stack, layers in zip(backbone.stack_names(), backbone.stacks(), strict=True)
-             for i in range(len(layers))]
-    return AttentionReport(run=run, layer_names=names, prefix_positions=positions,
-                           prefix_share=(sums / max(1, len(examples))).float().numpy(), cls_maps=None,
-                           examples=len(examples))
+        raise BenchError(
+            f"run {record['key']} ({run['method']}) puts no prefix positions into attention, so there "
+            "is no prefix share to measure.",
+            hint="Analyse a run of a prefix method (no_share, simple_share, deep_share).",
+        )
+    names = [
+        f"{stack} {i}"
+        for stack, layers in zip(backbone.stack_names(), backbone.stacks(), strict=True)
+        for i in range(len(layers))
+    ]
+    return AttentionReport(
+        run=run,
+        layer_names=names,
+        prefix_positions=positions,
+        prefix_share=(sums / max(1, len(examples))).float().numpy(),
+        cls_maps=None,
+        examples=len(examples),
+    )
 
 
 # One analysis per modality (the attention modules and the inputs differ).
@@ -193,10 +215,14 @@ def write(report: AttentionReport, out_dir: Path) -> list[Path]:
                 axes.set_title(f"test image {i}")
             figure.suptitle("CLS attention over patches (last layer, mean over heads)")
             written.append(_save_png(figure, out_dir / "cls-maps.png"))
-    payload = {"run": report.run, "examples": report.examples, "layers": report.layer_names,
-               "prefix_positions": report.prefix_positions,
-               "prefix_share": report.prefix_share.round(6).tolist(),
-               "prefix_share_per_layer": report.prefix_share.mean(axis=1).round(6).tolist()}
+    payload = {
+        "run": report.run,
+        "examples": report.examples,
+        "layers": report.layer_names,
+        "prefix_positions": report.prefix_positions,
+        "prefix_share": report.prefix_share.round(6).tolist(),
+        "prefix_share_per_layer": report.prefix_share.mean(axis=1).round(6).tolist(),
+    }
     atomic_write_bytes(out_dir / "attention.json", (json.dumps(payload, indent=1) + "\n").encode())
     return [*written, out_dir / "attention.json"]
 

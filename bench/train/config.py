@@ -11,8 +11,19 @@ from typing import Any
 
 from bench.spec import AnyTaskSpec
 
-# Bump when a change to the training code changes results, so old records are not reused.
-RUNNER_VERSION = 1
+# Bump when a change to the engine's code (loop, modalities, backbones, data pipeline) changes results, so old
+# records are not reused. Methods are identified by their own source (bench.identity.code_identity).
+RUNNER_VERSION = 2
+# Task-spec fields that cannot change a run's result: names, texts, where files live, and what belongs to other
+# runs (the seed list, the grid, other methods' overrides, the other profiles).
+NOT_RESULT_FIELDS = {
+    "description": None,
+    "group": None,
+    "profiles": None,
+    "data": {"root": None, "prepare": None, "download_hint": None},
+    "backbone": {"weights": None},
+    "protocol": {"seeds": None, "grid": None, "methods": None, "grid_seed": None},
+}
 OPTIM_KEYS = ("base_lr", "weight_decay")
 
 
@@ -44,6 +55,9 @@ class RunConfig:
     grid_prune: dict[str, Any] | None = None  # --grid-prune settings; part of the identity only when set
     data_fraction: float | None = None  # --data-fraction below 1: a nested class-balanced training subset
     train_examples: int | None = None  # --train-examples (language): a nested seeded subset of N training pairs
+    precision: str = "fp32"  # fp32 | bf16 (autocast): bf16 and fp32 runs never share a record
+    method_code: str = ""  # bench.identity.code_identity of the method class
+    chosen_by: dict[str, Any] | None = None  # final runs: how the point was chosen (val, the spec, --set values)
 
     def describe(self) -> str:
         shown = {**{k: self.optim[k] for k in OPTIM_KEYS}, **self.hparams}
@@ -53,30 +67,42 @@ class RunConfig:
         return f"{self.task.name} {self.method} {self.stage} seed={self.seed}{fraction} {text}"
 
     def identity(self, data_fingerprints: dict[str, str]) -> dict[str, Any]:
-        """Result-changing settings only: no machine paths, no settings of other runs (seed list, grid)."""
-        data = self.task.data.model_dump(mode="json", exclude={"root", "prepare", "download_hint"})
-        backbone = self.task.backbone.model_dump(mode="json")
-        if backbone.get("weights"):
-            backbone["weights"] = Path(str(backbone["weights"])).name
+        """Everything that can change the result, and nothing that cannot (machine paths, other runs' settings):
+        the resolved task spec, the data's content, the backbone weights' content, the method's name, code and
+        hyper-parameters, the optimisation settings, seed, stage, precision and every variant option."""
+        from bench.identity import weights_identity
+
         return {
             "runner_version": RUNNER_VERSION,
             "task": self.task.name,
-            "metric": self.task.metric,
-            "data": data,
+            "task_spec": without(self.task.model_dump(mode="json"), NOT_RESULT_FIELDS),
             "data_fingerprints": data_fingerprints,
-            "backbone": backbone,
+            "weights": weights_identity(self.task.backbone),
             "method": self.method,
+            "method_code": self.method_code,
             "hparams": self.hparams,
             "optim": self.optim,
             "stage": self.stage,
             "seed": self.seed,
             "train_splits": list(self.train_splits),
             "eval_split": self.eval_split,
-            "eval_every": getattr(self.task.protocol, "eval_every", None),
+            "precision": self.precision,
+            **({"chosen_by": self.chosen_by} if self.chosen_by is not None else {}),
             **({"grid_prune": self.grid_prune} if self.grid_prune else {}),
             **({"data_fraction": self.data_fraction} if self.data_fraction else {}),
             **({"train_examples": self.train_examples} if self.train_examples else {}),
         }
+
+
+def without(values: dict[str, Any], drop: dict[str, Any]) -> dict[str, Any]:
+    """`values` without the keys `drop` names (None: the whole key; a mapping: recurse)."""
+    out = {}
+    for key, value in values.items():
+        rule = drop.get(key, ...)
+        if rule is None:
+            continue
+        out[key] = without(value, rule) if isinstance(rule, dict) and isinstance(value, dict) else value
+    return out
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.leases import Holder, LeaseLost
 from bench.method import Method
 from bench.ops import faults
 from bench.store import CHECKPOINT, TRAINED, RunStore, checksum_path, run_key
@@ -47,9 +48,14 @@ def key_of(config: RunConfig, options: RunOptions) -> str:
     return run_key(config.identity(data_fingerprints(config, options)))
 
 
-def execute_run(config: RunConfig, method_cls: type[Method], store: RunStore, options: RunOptions,
-                selection: dict[str, Any] | None = None, should_stop: StopRule | None = None
-                ) -> dict[str, Any] | None:
+def execute_run(
+    config: RunConfig,
+    method_cls: type[Method],
+    store: RunStore,
+    options: RunOptions,
+    selection: dict[str, Any] | None = None,
+    should_stop: StopRule | None = None,
+) -> dict[str, Any] | None:
     """Run once (or return the existing record). None when another live process holds the run.
 
     `selection` (how a final run's hyper-parameters were chosen) is stored in the record as provenance.
@@ -63,17 +69,25 @@ def execute_run(config: RunConfig, method_cls: type[Method], store: RunStore, op
     existing = store.load(run_dir)
     if existing is not None:
         return existing
-    with store.lock(run_dir) as held:
-        if not held:
-            log.warning("skipping %s: another process is running it (%s)", config.describe(), run_dir)
+    with store.lock(run_dir) as holder:
+        if holder is None:
+            log.info("waiting for %s: another process holds it (%s)", config.describe(), run_dir)
             return None
-        existing = store.load(run_dir)  # finished while we waited for the lock
+        existing = store.load(run_dir)  # finished while we waited for the lease
         if existing is not None:
             return existing
-        record = train(config, method_cls, identity, key, run_dir, options, should_stop)
-        if selection is not None:
-            record["selection"] = selection
-        store.write(run_dir, record)
+        try:
+            record = train(config, method_cls, identity, key, run_dir, options, should_stop, holder)
+            if selection is not None:
+                record["selection"] = selection
+            store.write(run_dir, record, holder)
+        except LeaseLost:
+            log.warning(
+                "%s: another process took the run over (this one was paused past its lease); leaving "
+                "it to that process",
+                config.describe(),
+            )
+            return None
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
         checksum_path(run_dir / CHECKPOINT).unlink(missing_ok=True)
         return {**record, FRESH: True}
@@ -85,8 +99,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any], key: str, run_dir: Path,
-          options: RunOptions, should_stop: StopRule | None = None) -> dict[str, Any]:
+def train(
+    config: RunConfig,
+    method_cls: type[Method],
+    identity: dict[str, Any],
+    key: str,
+    run_dir: Path,
+    options: RunOptions,
+    should_stop: StopRule | None = None,
+    holder: Holder | None = None,
+) -> dict[str, Any]:
     """Train, evaluate and describe one run; returns its record (the caller writes it)."""
     from tqdm import tqdm
 
@@ -126,8 +148,15 @@ def train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any],
     last_checkpoint = time.time()
     status = "completed"
     reset_peak_memory(device)
-    bar = tqdm(range(start_epoch, epochs), desc=config.describe()[:60], disable=not options.progress, leave=False,
-               initial=start_epoch, total=epochs, unit="epoch")
+    bar = tqdm(
+        range(start_epoch, epochs),
+        desc=config.describe()[:60],
+        disable=not options.progress,
+        leave=False,
+        initial=start_epoch,
+        total=epochs,
+        unit="epoch",
+    )
     for epoch in bar:
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         model.train()
@@ -182,9 +211,21 @@ def train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any],
         history.append(entry)
         bar.set_postfix(loss=f"{entry['train_loss']:.3f}")
         if not last and time.time() - last_checkpoint >= options.checkpoint_interval_s:
-            save_torch(checkpoint_path, {"model": model.trainable_state(), "optimizer": optimizer.state_dict(),
-                                         "history": history, "epoch": epoch, "step": step, "best": best,
-                                         "rng": rng_state(), "elapsed": elapsed_before + time.time() - started})
+            if holder is not None:
+                holder.check()  # never write over the checkpoint of a process that took the run over
+            save_torch(
+                checkpoint_path,
+                {
+                    "model": model.trainable_state(),
+                    "optimizer": optimizer.state_dict(),
+                    "history": history,
+                    "epoch": epoch,
+                    "step": step,
+                    "best": best,
+                    "rng": rng_state(),
+                    "elapsed": elapsed_before + time.time() - started,
+                },
+            )
             last_checkpoint = time.time()
     bar.close()
 
@@ -198,7 +239,10 @@ def train(config: RunConfig, method_cls: type[Method], identity: dict[str, Any],
             save_torch(run_dir / TRAINED, model.trainable_state())  # the evaluated state, for analyses
     else:
         metrics = {**modality.failed_metrics(config), f"{status}_at_epoch": history[-1]["epoch"]}
-    cost = {"wall_s": elapsed_before + time.time() - started,
-            **modality.throughput(totals, train_seconds, train_examples)}
-    return build_record(config, key, status, identity, metrics, history, model, modality.data_summary(data), cost,
-                        options, resumed_from)
+    cost = {
+        "wall_s": elapsed_before + time.time() - started,
+        **modality.throughput(totals, train_seconds, train_examples),
+    }
+    return build_record(
+        config, key, status, identity, metrics, history, model, modality.data_summary(data), cost, options, resumed_from
+    )

@@ -26,8 +26,9 @@ log = logging.getLogger("bench.protocol")
 STAGES = ("grid", "final")
 
 
-def method_settings(task: AnyTaskSpec, method_cls: type[Method], overrides: dict[str, GridValue] | None = None
-                    ) -> MethodSettings:
+def method_settings(
+    task: AnyTaskSpec, method_cls: type[Method], overrides: dict[str, GridValue] | None = None
+) -> MethodSettings:
     """The same rule for every modality: a task's per-method override, else the method's own default (its grid,
     optimizer, warm-up), else the task protocol's."""
     protocol = task.protocol
@@ -57,12 +58,16 @@ def method_settings(task: AnyTaskSpec, method_cls: type[Method], overrides: dict
             raise BenchError(
                 f"grid/override key '{name}' is neither an optimisation setting nor a hyper-parameter of "
                 f"method '{method_cls.name}'.",
-                field="protocol.grid", hint=f"Allowed: {allowed}.",
+                field="protocol.grid",
+                hint=f"Allowed: {allowed}.",
             )
     for name in OPTIM_KEYS:
         if name not in grid:
-            raise BenchError(f"the search grid of method '{method_cls.name}' has no '{name}'.",
-                             field="protocol.grid", hint="Give it a list of values (or fix it with --set).")
+            raise BenchError(
+                f"the search grid of method '{method_cls.name}' has no '{name}'.",
+                field="protocol.grid",
+                hint="Give it a list of values (or fix it with --set).",
+            )
     return MethodSettings(
         optimizer=pick("optimizer", method_cls.optimizer, protocol.optimizer),
         grid=grid,
@@ -79,16 +84,41 @@ def grid_points(settings: MethodSettings) -> list[dict[str, GridValue]]:
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*settings.grid.values())]
 
 
-def make_config(task: AnyTaskSpec, method_cls: type[Method], settings: MethodSettings, point: dict[str, GridValue],
-                stage: str, seed: int, grid_prune: dict[str, Any] | None = None,
-                data_fraction: float | None = None, train_examples: int | None = None) -> RunConfig:
+def make_config(
+    task: AnyTaskSpec,
+    method_cls: type[Method],
+    settings: MethodSettings,
+    point: dict[str, GridValue],
+    stage: str,
+    seed: int,
+    grid_prune: dict[str, Any] | None = None,
+    data_fraction: float | None = None,
+    train_examples: int | None = None,
+    precision: str = "fp32",
+    chosen_by: dict[str, Any] | None = None,
+) -> RunConfig:
+    from bench.identity import code_identity
+
     hparams = {k: v for k, v in point.items() if k not in OPTIM_KEYS}
     full_hparams = method_cls.parse_hparams(hparams).model_dump(mode="json")
     stage_spec = task.protocol.grid_stage if stage == "grid" else task.protocol.final_stage
     optim = modality_for(task).optim_settings(task, method_cls.name, settings, point)
-    return RunConfig(task, method_cls.name, full_hparams, optim, stage, seed, tuple(stage_spec.train), stage_spec.eval,
-                     grid_prune, data_fraction if data_fraction is not None and data_fraction < 1.0 else None,
-                     train_examples)
+    return RunConfig(
+        task,
+        method_cls.name,
+        full_hparams,
+        optim,
+        stage,
+        seed,
+        tuple(stage_spec.train),
+        stage_spec.eval,
+        grid_prune,
+        data_fraction if data_fraction is not None and data_fraction < 1.0 else None,
+        train_examples,
+        precision,
+        code_identity(method_cls),
+        chosen_by if stage == "final" else None,
+    )
 
 
 def point_of(record: dict[str, Any]) -> dict[str, GridValue]:
@@ -102,7 +132,8 @@ def select_on_val(records: list[dict[str, Any]], metric: str = "top1") -> dict[s
     if not completed:
         raise BenchError(
             f"all {len(records)} grid runs diverged (non-finite loss) or were pruned; nothing to select.",
-            field="protocol.grid", hint="Lower the learning rates in the grid.",
+            field="protocol.grid",
+            hint="Lower the learning rates in the grid.",
         )
 
     def rank(record: dict[str, Any]) -> tuple[Any, ...]:
@@ -158,11 +189,19 @@ class TaskResult:
         return f"{self.task} {self.method}: test {shown} {mean:.2f} ± {std:.2f} over {len(scores)} seeds"
 
 
-def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, options: RunOptions,
-                 stages: tuple[str, ...] = STAGES, seeds: list[int] | None = None,
-                 overrides: dict[str, GridValue] | None = None, shard: Shard | None = None,
-                 grid_prune: bool = False, data_fraction: float | None = None,
-                 train_examples: int | None = None) -> TaskResult:
+def run_protocol(
+    task: AnyTaskSpec,
+    method_cls: type[Method],
+    store: RunStore,
+    options: RunOptions,
+    stages: tuple[str, ...] = STAGES,
+    seeds: list[int] | None = None,
+    overrides: dict[str, GridValue] | None = None,
+    shard: Shard | None = None,
+    grid_prune: bool = False,
+    data_fraction: float | None = None,
+    train_examples: int | None = None,
+) -> TaskResult:
     """Run the requested stages for one (task, method); finished runs are reused, never repeated.
 
     Runs held by another live process, and with `shard` the runs of other shards, are left to them: the result
@@ -176,11 +215,20 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
     points = grid_points(settings)
     selection: dict[str, Any] | None = None
     complete = True
-    requested = {"--data-fraction": data_fraction is not None and data_fraction < 1.0,
-                 "--train-examples": train_examples is not None, "--grid-prune": grid_prune}
+    requested = {
+        "--data-fraction": data_fraction is not None and data_fraction < 1.0,
+        "--train-examples": train_examples is not None,
+        "--grid-prune": grid_prune,
+    }
     modality_for(task).check_variants(task, [flag for flag, asked in requested.items() if asked])
+    # How the final runs' point is chosen is part of their identity: a point fixed by --set never shares a
+    # record (or a leaderboard cell) with the same point selected on val.
+    fixed_by_set = dict(overrides or {})
+    how = "val" if len(points) > 1 else ("set" if fixed_by_set else "spec")
+    chosen_by = {"how": how, "set": fixed_by_set}
     if len(points) == 1:
-        selection = {"rule": "fixed (single-point grid)", "point": points[0]}
+        rule = "fixed by --set" if how == "set" else "fixed by the task spec (single-point grid)"
+        selection = {"rule": rule, "point": points[0], "chosen_by": chosen_by}
     elif "grid" in stages or "final" in stages:
         prune, prune_config = None, None
         if grid_prune:
@@ -188,11 +236,25 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
 
             prune_config = prune_settings(getattr(task.protocol, "eval_every", 1))
             prune = GridPruner(prune_config, f"{task.protocol.grid_stage.eval}_top1")
-        configs = [make_config(task, method_cls, settings, p, "grid", task.protocol.grid_seed,
-                               prune_config, data_fraction, train_examples) for p in points]
+        configs = [
+            make_config(
+                task,
+                method_cls,
+                settings,
+                p,
+                "grid",
+                task.protocol.grid_seed,
+                prune_config,
+                data_fraction,
+                train_examples,
+                options.precision,
+            )
+            for p in points
+        ]
         records = []
-        for config in tqdm(configs, desc=f"{task.name} {method_cls.name} grid", disable=not options.progress,
-                           leave=False):
+        for config in tqdm(
+            configs, desc=f"{task.name} {method_cls.name} grid", disable=not options.progress, leave=False
+        ):
             if "grid" not in stages or (shard is not None and not shard.owns(config)):
                 record = _existing(config, store, options)
                 if record is None and "grid" not in stages and shard is None:
@@ -219,23 +281,49 @@ def run_protocol(task: AnyTaskSpec, method_cls: type[Method], store: RunStore, o
                 _log_result(record)
             records.append(record)
         if len(records) < len(configs):
-            log.info("%d grid runs of %s / %s are not recorded yet (other workers or shards); the final stage "
-                     "waits for them", len(configs) - len(records), task.name, method_cls.name)
+            log.info(
+                "%d grid runs of %s / %s are not recorded yet (other workers or shards); the final stage "
+                "waits for them",
+                len(configs) - len(records),
+                task.name,
+                method_cls.name,
+            )
             return TaskResult(task.name, method_cls.name, None, [], task.primary_metric, complete=False)
         metric = task.primary_metric
-        selection = select_on_val(records, metric)
+        selection = {**select_on_val(records, metric), "chosen_by": chosen_by}
         if prune is not None:
             selection["rule"] += "; grid pruned by successive halving (--grid-prune)"
             selection["grid_prune"] = prune_config
             selection["pruned"] = sum(r["status"] == "pruned" for r in records)
-        log.info("selected for %s / %s: %s (val %s %.2f)", task.name, method_cls.name,
-                 _point_text(selection["point"]), metric, selection[f"val_{metric}"])
+        log.info(
+            "selected for %s / %s: %s (val %s %.2f)",
+            task.name,
+            method_cls.name,
+            _point_text(selection["point"]),
+            metric,
+            selection[f"val_{metric}"],
+        )
     final: list[dict[str, Any]] = []
     if "final" in stages and selection is not None:
-        for seed in tqdm(seeds or task.protocol.seeds, desc=f"{task.name} {method_cls.name} final",
-                         disable=not options.progress, leave=False):
-            config = make_config(task, method_cls, settings, selection["point"], "final", seed,
-                                 selection.get("grid_prune"), data_fraction, train_examples)
+        for seed in tqdm(
+            seeds or task.protocol.seeds,
+            desc=f"{task.name} {method_cls.name} final",
+            disable=not options.progress,
+            leave=False,
+        ):
+            config = make_config(
+                task,
+                method_cls,
+                settings,
+                selection["point"],
+                "final",
+                seed,
+                selection.get("grid_prune"),
+                data_fraction,
+                train_examples,
+                options.precision,
+                chosen_by,
+            )
             if shard is not None and not shard.owns(config):
                 record = _existing(config, store, options)
             else:
@@ -265,5 +353,14 @@ def _log_result(record: dict[str, Any]) -> None:
     run, metrics = record["run"], record["metrics"]
     name = metrics.get("primary", "top1")
     score = "diverged" if record["status"] != "completed" else f"{metrics['split']} {name} {metrics[name]:.2f}"
-    log.log(level, "%s %s %s seed=%s %s: %s (%.1f s)", run["task"], run["method"], run["stage"], run["seed"],
-             _point_text(point_of(record)), score, record["cost"]["wall_s"])
+    log.log(
+        level,
+        "%s %s %s seed=%s %s: %s (%.1f s)",
+        run["task"],
+        run["method"],
+        run["stage"],
+        run["seed"],
+        _point_text(point_of(record)),
+        score,
+        record["cost"]["wall_s"],
+    )
