@@ -63,6 +63,12 @@ def _plugin(scratch: Path) -> str:
     return str(folder)
 
 
+def _a_file(scratch: Path) -> str:
+    path = scratch / "not-a-folder"
+    path.write_text("a file\n")
+    return str(path)
+
+
 def _predictions(scratch: Path) -> str:
     path = scratch / "predictions.txt"
     path.write_text("only one line\n")
@@ -120,6 +126,21 @@ CASES: dict[str, tuple[Setup, str]] = {
     "bench show of an unknown run": (lambda t, s: ["show", "0123456789abcdef"], "no run"),
     "bench leaderboard in an unknown format": (
         lambda t, s: ["leaderboard", "--task", "tiny/colors", "--tasks-dir", str(t), "--format", "pdf"], "pdf"),
+    "repeated key in a task file": (
+        lambda t, s: _run(_task(t, "twice", lambda x: x.replace("  epochs: 3", "  epochs: 3\n  epochs: 4")), t),
+        "epochs"),
+    "task file whose name: is another task's": (
+        lambda t, s: _run(_task(t, "renamed", lambda x: "name: tiny/colors\n" + x), t), "name"),
+    "override naming a method that does not exist": (
+        lambda t, s: _run(_task(t, "ghost", lambda x: x.replace("    full_ft:", "    ful_ft:")), t), "ful_ft"),
+    "unknown primary_metric": (
+        lambda t, s: _run(_task(t, "metric", lambda x: x + "primary_metric: bleu\n"), t), "primary_metric"),
+    "--set value of the wrong type": (lambda t, s: _run("tiny/colors", t, "--set", "num_tokens=many",
+                                                        method="deep_share"), "num_tokens"),
+    "--set value out of range": (lambda t, s: _run("tiny/colors", t, "--set", "num_tokens=0",
+                                                   method="deep_share"), "num_tokens"),
+    "--out that is a file": (lambda t, s: ["leaderboard", "--task", "tiny/colors", "--tasks-dir", str(t),
+                                           "--out", _a_file(s)], "--out"),
     # A leaderboard leaves a damaged record out (with a footnote, tests/test_trust.py); asking for it by key is
     # an error that says why it cannot be used.
     "bench show of a damaged run record": (

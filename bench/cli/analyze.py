@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from bench.cli.common import add_dirs, results_dir
+from bench.cli.common import add_dirs, out_folder, results_dir
 from bench.errors import BenchError
 
 log = logging.getLogger("bench")
@@ -37,7 +37,7 @@ def command(args: argparse.Namespace) -> int:
     else:
         raise BenchError("give a run (folder or key prefix), or --task and --method.",
                          hint="e.g. `bench analyze attention --task mini/novel_shapes --method deep_share`.")
-    report, written = api.analyze_attention(run_dir, args.examples, args.out)
+    report, written = api.analyze_attention(run_dir, args.examples, out_folder(args.out))
     for path in written:
         log.info("wrote %s", path)
     for name, share, positions in zip(report.layer_names, report.prefix_share.mean(axis=1),

@@ -31,6 +31,14 @@ def results_dir(args: argparse.Namespace) -> Path:
     return args.results if args.results is not None else default_results_dir()
 
 
+def out_folder(path: Path | None, flag: str = "--out") -> Path | None:
+    """An output folder option: refused in one paragraph when it names an existing file."""
+    if path is not None and path.exists() and not path.is_dir():
+        raise BenchError(f"{flag} {path} is a file, not a folder.", field=flag,
+                         hint="Give a folder (it is created when missing).")
+    return path
+
+
 def int_list(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from bench.cli.common import add_dirs, names, results_dir, tasks_dirs
+from bench.cli.common import add_dirs, names, out_folder, results_dir, tasks_dirs
 from bench.errors import BenchError
 
 log = logging.getLogger("bench")
@@ -43,6 +43,7 @@ def command(args: argparse.Namespace) -> int:
     if unknown or not formats:
         raise BenchError(f"unknown --format {', '.join(unknown) or '(empty)'}.",
                          hint=f"Use a comma-separated list of {', '.join(boards.FORMATS)}.")
+    out_folder(args.out)
     if args.out is not None and args.out.suffix.lstrip(".") in boards.FORMATS:
         raise BenchError(f"--out takes a folder, not a file ({args.out}).",
                          hint=f"Use e.g. `--out {args.out.parent}`; files are named <suite>.<format>.")

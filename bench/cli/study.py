@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from bench.cli.common import add_dirs, int_list, methods_dirs, names, results_dir, tasks_dirs
+from bench.cli.common import add_dirs, int_list, methods_dirs, names, out_folder, results_dir, tasks_dirs
 from bench.errors import BenchError
 
 log = logging.getLogger("bench")
@@ -44,7 +44,7 @@ def command(args: argparse.Namespace) -> int:
     from bench import api
 
     methods = names(args.methods)
-    common = {"results": results_dir(args), "out": args.out, "run_missing": not args.no_run,
+    common = {"results": results_dir(args), "out": out_folder(args.out), "run_missing": not args.no_run,
               "tasks_dirs": tasks_dirs(args), "methods_dirs": methods_dirs(args)}
     if args.what == "prefix-length":
         from bench.studies import prefix_length

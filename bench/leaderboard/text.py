@@ -283,8 +283,8 @@ def statistics_tables(board: Board) -> list[StatsTable]:
                 f"listed method has; Holm over the {len(across.wilcoxon)} comparisons. With n tasks the smallest "
                 f"possible p is 2/2^n ({2 / 2 ** len(across.tasks):.3g} here)."
                 + (
-                    " The tasks use different metrics, so the best is the method with the best mean rank, and the signed "
-                    "ranks mix the metrics' scales; the Friedman ranks below do not."
+                    " The tasks use different metrics, so the best is the method with the best mean rank, and the "
+                    "signed ranks mix the metrics' scales; the Friedman ranks below do not."
                     if board.no_mean
                     else ""
                 ),
@@ -301,8 +301,9 @@ def statistics_tables(board: Board) -> list[StatsTable]:
                 "Across tasks: Friedman test and Nemenyi critical difference",
                 ["Method", "Mean rank"],
                 rows,
-                f"Friedman χ² = {friedman.statistic:.3f}, k = {len(across.mean_ranks)} methods, N = {friedman.n} tasks, "
-                f"p = {_p(friedman.p_value)} (scipy). Nemenyi critical difference at α = {settings.alpha:g}: "
+                f"Friedman χ² = {friedman.statistic:.3f}, k = {len(across.mean_ranks)} methods, "
+                f"N = {friedman.n} tasks, p = {_p(friedman.p_value)} (scipy). Nemenyi critical difference at "
+                f"α = {settings.alpha:g}: "
                 f"CD = {across.critical_difference:.3f} mean ranks; groups not significantly different: {cliques}. "
                 "Mean-rank post-hoc verdicts depend on which methods are in the table (Benavoli et al. 2016); the "
                 "Wilcoxon–Holm rows above do not.",
