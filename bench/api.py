@@ -557,11 +557,11 @@ def study_prefix_length(
         torch_device = default_device(device)
         prefix_length.measure_cost(
             report,
-            vision[0],
+            vision[0],  # type: ignore[arg-type]
             classes,
             cost_batch,
             cost_steps,
-            torch_device,  # type: ignore[arg-type]
+            torch_device,
             "bf16" if torch_device.type == "cuda" else "fp32",
         )
     return report, prefix_length.write(report, out)

@@ -44,7 +44,8 @@ def command(args: argparse.Namespace) -> int:
     from bench import api
 
     methods = names(args.methods)
-    common = {"results": results_dir(args), "out": out_folder(args.out), "run_missing": not args.no_run,
+    out_folder(args.out)
+    common = {"results": results_dir(args), "out": args.out, "run_missing": not args.no_run,
               "tasks_dirs": tasks_dirs(args), "methods_dirs": methods_dirs(args)}
     if args.what == "prefix-length":
         from bench.studies import prefix_length
