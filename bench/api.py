@@ -1,4 +1,5 @@
-"""The Python API of peft-bench: plan, run, leaderboard, study, analyze, score, show, as plain typed functions.
+"""The Python API of peft-bench: plan, run, leaderboard, study, analyze, score, show, export, pack, import, as plain
+typed functions.
 
 The CLI (bench.cli), the local and Slurm workers (bench.ops) and the studies call these; nothing calls the CLI's
 `main(argv)` internally. Example:
@@ -24,10 +25,12 @@ from bench.errors import BenchError
 from bench.request import STAGES, RunRequest, default_results_dir
 
 if TYPE_CHECKING:
+    from bench.export import Export
     from bench.leaderboard.board import Board
     from bench.method import Method
+    from bench.share import Imported, Packed
     from bench.spec import AnyTaskSpec, SuiteSpec
-    from bench.train.config import RunOptions
+    from bench.train.config import RunOptions, Smoke
     from bench.train.protocol import TaskResult
 
 log = logging.getLogger("bench")
@@ -69,11 +72,14 @@ def dirs(values: Sequence[str | Path]) -> tuple[Path, ...]:
     return tuple(Path(v) for v in values)
 
 
-def resolve(name: str, tasks_dirs: Sequence[str | Path] = ()) -> tuple[SuiteSpec | None, list[AnyTaskSpec]]:
-    """A task name gives that task; a suite name gives the suite and its tasks."""
+def resolve(
+    name: str, tasks_dirs: Sequence[str | Path] = (), protocol: str | None = None
+) -> tuple[SuiteSpec | None, list[AnyTaskSpec]]:
+    """A task name gives that task; a suite name gives the suite and its tasks; `protocol` names the task
+    profile to apply ('clean' or None: the tasks as written; 'paper': the official code's settings)."""
     from bench import registry
 
-    return registry.resolve_tasks(name, dirs(tasks_dirs))
+    return registry.resolve_tasks(name, dirs(tasks_dirs), protocol)
 
 
 def methods(names: Sequence[str], methods_dirs: Sequence[str | Path] = ()) -> list[type[Method]]:
@@ -104,9 +110,29 @@ def validate(tasks_dirs: Sequence[str | Path] = (), methods_dirs: Sequence[str |
 # ---------------------------------------------------------------- planning and running
 
 
+def smoke_of(request: RunRequest) -> Smoke | None:
+    """The request's smoke settings (--limit / --epochs), None for protocol runs."""
+    from bench.train.config import Smoke
+
+    if request.limit is None and request.epochs is None:
+        return None
+    return Smoke(request.limit, request.epochs)
+
+
+def check_smoke(request: RunRequest) -> None:
+    """--limit and --epochs are positive whole numbers."""
+    for flag, value, example in (("--limit", request.limit, "--limit 32"), ("--epochs", request.epochs, "--epochs 1")):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise BenchError(
+                f"{flag} must be a positive whole number, got {value!r}.",
+                hint=f"e.g. {example} (a smoke run: a quick check, kept apart from the protocol's runs).",
+            )
+
+
 def pairs(request: RunRequest) -> list[Pair]:
     """Every (task, method, variant) protocol of a request, checked before anything runs."""
-    _, tasks = resolve(request.task, request.tasks_dirs)
+    check_smoke(request)
+    _, tasks = resolve(request.task, request.tasks_dirs, request.protocol)
     classes = methods(request.methods, request.methods_dirs)
     everything = tuple(request.methods) == ("all",)
     if request.num_tokens:
@@ -145,14 +171,26 @@ def pairs(request: RunRequest) -> list[Pair]:
 
 def check_plan(plan: Sequence[Pair], request: RunRequest) -> None:
     """Everything the plan refers to exists and every --set value is valid, before anything runs; warn about
-    --set values far outside a method's own grid (a learning rate for SGD given to an AdamW method, say)."""
+    --set values far outside a method's own grid (a learning rate for SGD given to an AdamW method, say), and
+    about a --limit too small for a task (fewer examples than classes)."""
     from bench import registry
     from bench.train.config import OPTIM_KEYS
+    from bench.train.modality import modality_for
     from bench.train.protocol import method_settings
 
     known = registry.load_methods(dirs(request.methods_dirs))
     for task in {p.task.name: p.task for p in plan}.values():
         registry.check_references(task, known, dirs(request.tasks_dirs))
+        if request.limit is not None and (why := modality_for(task).smoke_warning(task, request.limit)):
+            log.warning("%s", why)
+        fixed = task.protocol.precision
+        if request.precision is not None and fixed not in ("auto", request.precision):
+            raise BenchError(
+                f"--precision {request.precision} contradicts task '{task.name}', whose protocol fixes "
+                f"precision {fixed} (profile '{task.profile}').",
+                field="protocol.precision",
+                hint="Leave --precision out (the task decides), or use a profile without a fixed precision.",
+            )
     for name in OPTIM_KEYS:
         value = request.overrides.get(name)
         if value is not None and (
@@ -209,8 +247,12 @@ def run_options(request: RunRequest, progress: bool = False) -> RunOptions:
 def run_pair(pair: Pair, request: RunRequest, options: RunOptions) -> TaskResult:
     """The protocol of one pair (finished runs are read back, never repeated)."""
     from bench.store import RunStore
+    from bench.train.device import task_precision
     from bench.train.protocol import Shard, run_protocol
 
+    options = dataclasses.replace(
+        options, precision=task_precision(pair.task.protocol.precision, options.precision, options.torch_device().type)
+    )
     fixed = dict(request.overrides)
     if pair.variant.num_tokens is not None:
         fixed["num_tokens"] = pair.variant.num_tokens
@@ -228,6 +270,7 @@ def run_pair(pair: Pair, request: RunRequest, options: RunOptions) -> TaskResult
         request.grid_prune,
         pair.variant.data_fraction,
         pair.variant.train_examples,
+        smoke_of(request),
     )
 
 
@@ -256,11 +299,7 @@ class RunOutcome:
     results: list[tuple[Pair, TaskResult]]
 
     def summary_lines(self) -> list[str]:
-        lines = []
-        for pair, result in self.results:
-            extra = pair.variant.describe()
-            lines.append(result.summary() + (f" ({extra})" if extra else ""))
-        return lines
+        return [result.summary(pair.variant.describe()) for pair, result in self.results]
 
 
 def run(request: RunRequest, *, workers: int = 1, progress: bool = False) -> RunOutcome:
@@ -338,8 +377,10 @@ def leaderboard(
     resamples: int = 1000,
     plots: bool = False,
     tasks_dirs: Sequence[str | Path] = (),
+    protocol: str = "clean",
 ) -> Board:
-    """The leaderboard of a suite or task (every task with runs when None), rebuilt from the run store."""
+    """The leaderboard of a suite or task (every task with runs when None), rebuilt from the run store, from the
+    runs of one protocol (task profile: 'clean', or e.g. 'paper'); smoke runs are never shown."""
     from bench import leaderboard as boards
     from bench.store import RunStore
 
@@ -359,12 +400,17 @@ def leaderboard(
         references = load_references()
     settings = boards.Settings(test=test, alpha=alpha, resamples=resamples)
     board = boards.build(
-        store, name, tasks, list(methods) if methods else None, groups, references, settings, plots=plots
+        store, name, tasks, list(methods) if methods else None, groups, references, settings, plots=plots,
+        protocol=protocol,
     )
     if not any(row.block == "runs" and any(e.value is not None for e in row.entries) for row in board.rows):
         scope = f" for '{suite}'" if suite else ""
+        scope += f" of the {protocol} protocol" if protocol != "clean" else ""
+        aside = "; ".join(f"{n} {kind} runs" for kind, n in sorted(board.set_aside.items()))
         raise BenchError(
-            f"no finished final runs in {store.root}{scope}.", hint="Run `bench run --task ... --method ...` first."
+            f"no finished final runs in {store.root}{scope}" + (f" (set aside: {aside})." if aside else "."),
+            hint="Run `bench run --task ... --method ...` first"
+            + (f" (with --protocol {protocol})." if protocol != "clean" else "."),
         )
     return board
 
@@ -457,6 +503,67 @@ def score(
             hint="Give one line per item, in the order of the references (one per unique input).",
         )
     return Scored(spec.name, len(hypotheses), source, score_texts(spec.metric, hypotheses, refs, groups))
+
+
+# ---------------------------------------------------------------- sharing results
+
+
+def export(
+    results: str | Path | None = None,
+    *,
+    task: str | None = None,
+    methods: Sequence[str] | None = None,
+    tasks_dirs: Sequence[str | Path] = (),
+    methods_dirs: Sequence[str | Path] = (),
+) -> Export:
+    """Every trustworthy stored run (of a task or suite, of some methods) as one flat row; `.frame()` gives a
+    pandas DataFrame, `.left_out` the records that failed their checks. `write_export` writes the files."""
+    from bench.export import export_runs, method_filter, require_store, task_filter
+
+    root = Path(results) if results else default_results_dir()
+    require_store(root)
+    return export_runs(root, task_filter(task, root, tasks_dirs), method_filter(methods, root, methods_dirs))
+
+
+def write_export(table: Export, out: str | Path, formats: Sequence[str] = ("csv", "parquet", "jsonl")) -> list[Path]:
+    """Write an export as <stem>.<format> (a folder given as `out` gets runs.<format>)."""
+    from bench.export import write_export as write
+
+    return write(table, out, formats)
+
+
+def pack(
+    archive: str | Path,
+    results: str | Path | None = None,
+    *,
+    task: str | None = None,
+    methods: Sequence[str] | None = None,
+    tasks_dirs: Sequence[str | Path] = (),
+    methods_dirs: Sequence[str | Path] = (),
+) -> Packed:
+    """Write the trustworthy runs of a store (or of a task / suite / some methods) to one archive to share."""
+    from bench.export import method_filter, require_store, task_filter
+    from bench.share import pack_runs
+
+    root = Path(results) if results else default_results_dir()
+    require_store(root)
+    return pack_runs(root, Path(archive), task_filter(task, root, tasks_dirs),
+                     method_filter(methods, root, methods_dirs))
+
+
+def import_archive(
+    archive: str | Path,
+    results: str | Path | None = None,
+    *,
+    allow_other_code: bool = False,
+    methods_dirs: Sequence[str | Path] = (),
+) -> Imported:
+    """Check the runs of an archive from `pack` and add those that pass to a store, never changing what is there;
+    see bench.share.import_runs for what is refused."""
+    from bench.share import import_runs
+
+    root = Path(results) if results else default_results_dir()
+    return import_runs(Path(archive), root, allow_other_code=allow_other_code, methods_dirs=methods_dirs)
 
 
 # ---------------------------------------------------------------- studies and analyses

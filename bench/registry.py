@@ -81,17 +81,20 @@ def _lookup(files: dict[str, SpecFile], name: str) -> SpecFile | None:
     return None
 
 
-def load_task_by_name(name: str, tasks_dirs: tuple[Path, ...] = ()) -> AnyTaskSpec:
+def load_task_by_name(name: str, tasks_dirs: tuple[Path, ...] = (), profile: str | None = None) -> AnyTaskSpec:
     files = spec_files(tasks_dirs)
     entry = _lookup(files, name)
     if entry is None or entry.is_suite:
         tasks = [n for n, f in files.items() if not f.is_suite]
         raise BenchError(f"unknown task '{name}'.{did_you_mean(name, tasks)}", hint="See `bench list tasks`.")
-    return load_task(entry.path, entry.name)
+    return load_task(entry.path, entry.name, profile)
 
 
-def resolve_tasks(name: str, tasks_dirs: tuple[Path, ...] = ()) -> tuple[SuiteSpec | None, list[AnyTaskSpec]]:
-    """A task name gives that task; a suite name gives the suite and its tasks, in suite order."""
+def resolve_tasks(
+    name: str, tasks_dirs: tuple[Path, ...] = (), profile: str | None = None
+) -> tuple[SuiteSpec | None, list[AnyTaskSpec]]:
+    """A task name gives that task; a suite name gives the suite and its tasks, in suite order; `profile` (e.g.
+    'paper') is applied to each task, and a task without it is an error naming the task file."""
     files = spec_files(tasks_dirs)
     entry = _lookup(files, name)
     if entry is None:
@@ -100,7 +103,7 @@ def resolve_tasks(name: str, tasks_dirs: tuple[Path, ...] = ()) -> tuple[SuiteSp
             hint="See `bench list tasks` and `bench list suites`.",
         )
     if not entry.is_suite:
-        return None, [load_task(entry.path, entry.name)]
+        return None, [load_task(entry.path, entry.name, profile)]
     suite = load_suite(entry.path, entry.name)
     tasks: list[AnyTaskSpec] = []
     for task_name in suite.tasks:
@@ -112,7 +115,7 @@ def resolve_tasks(name: str, tasks_dirs: tuple[Path, ...] = ()) -> tuple[SuiteSp
                 field="tasks",
                 hint=did_you_mean(task_name, [n for n, f in files.items() if not f.is_suite]).strip(),
             )
-        tasks.append(load_task(member.path, task_name))
+        tasks.append(load_task(member.path, task_name, profile))
     for group, members in suite.groups.items():
         for member_name in members:
             if member_name not in suite.tasks:

@@ -21,7 +21,10 @@ class RunRequest:
     """Everything `run` needs, as plain values (it travels to worker processes and Slurm array tasks as JSON).
 
     `methods` are names or ("all",); `stages` a subset of ("grid", "final"); the list options (`data_fractions`,
-    `num_tokens`, `train_examples`) run the whole protocol once per value.
+    `num_tokens`, `train_examples`) run the whole protocol once per value. `protocol` names the task profile to
+    apply ('clean': the tasks as written; 'paper': the official code's settings, docs/parity.md). `limit` and
+    `epochs` (--limit N, --epochs E) make every run a smoke run, a quick check kept apart from protocol runs
+    (bench.train.config.Smoke).
     """
 
     task: str
@@ -41,6 +44,9 @@ class RunRequest:
     shard: tuple[int, int] | None = None
     tasks_dirs: tuple[str, ...] = ()
     methods_dirs: tuple[str, ...] = ()
+    protocol: str = "clean"
+    limit: int | None = None  # smoke: at most N examples of every split a run reads
+    epochs: int | None = None  # smoke: E epochs instead of the task's / method's
     poll_s: float = 5.0  # workers: seconds between passes over the plan while other workers hold runs
 
     @property

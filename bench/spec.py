@@ -21,7 +21,7 @@ GridValue = float | int | str | bool
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# The paper's vision protocol (reference/paper-facts.md §3.1): base-lr × weight-decay grid, final seeds.
+# The paper's vision protocol (docs/parity.md): base-lr × weight-decay grid, final seeds.
 PAPER_BASE_LRS: list[GridValue] = [50.0, 25.0, 10.0, 5.0, 2.5, 1.0, 0.5, 0.25, 0.1, 0.05]
 PAPER_WEIGHT_DECAYS: list[GridValue] = [0.01, 0.001, 0.0001, 0.0]
 PAPER_SEEDS = [42, 44, 82, 100, 800]

@@ -4,6 +4,7 @@ count too), and no module outside the modality implementations branches on the t
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,3 +113,31 @@ def test_only_the_modality_implementations_branch_on_the_task_kind() -> None:
 def test_the_kind_scan_sees_a_branch() -> None:
     tree = ast.parse("if isinstance(task, TextTaskSpec):\n    pass\nif task.modality == 'vision':\n    pass\n")
     assert kind_branches(tree) == [1, 3]
+
+
+def test_the_readme_architecture_table_names_every_module_and_package() -> None:
+    """The README's module table matches the tree: every top-level module and package of bench/ is in it."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Architecture"):readme.index("## Development")]
+    bench = ROOT / "bench"
+    names = [f"bench/{p.name}" for p in bench.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
+    names += [f"bench/{p.name}/" for p in bench.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))]
+    missing = [name for name in sorted(names) if f"`{name}`" not in section]
+    assert not missing, f"README's Architecture section does not name: {missing}"
+    named = {m for m in re.findall(r"`(bench/[\w/.]+)`", section)}
+    stale = [name for name in sorted(named) if not (ROOT / name).exists() and "_builtin" not in name]  # wheel only
+    assert not stale, f"README's Architecture section names what no longer exists: {stale}"
+
+
+def test_the_project_never_points_to_files_outside_itself() -> None:
+    """Docstrings, comments and docs cite the project's own docs/, not notes kept outside the repository."""
+    outside = re.compile(r"\breference/[a-z-]+\.md|\bDESIGN\.md|\bSTYLE\.md|\.\./shared/")
+    found = []
+    for folder in ("bench", "methods", "tasks", "tests", "scripts", "docs"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix in (".py", ".md", ".yaml") and path.is_file():
+                found += [f"{path.relative_to(ROOT)}:{i}" for i, line in enumerate(path.read_text().splitlines(), 1)
+                          if outside.search(line) and path.name != "test_architecture.py"]
+    readme = (ROOT / "README.md").read_text().splitlines()
+    found += [f"README.md:{i}" for i, line in enumerate(readme, 1) if outside.search(line)]
+    assert not found, found

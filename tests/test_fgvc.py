@@ -14,7 +14,7 @@ from bench import registry
 from bench.data.splits import read_split
 from bench.errors import BenchError
 
-COUNTS = {  # train / val / test / classes, counted from the VPT JSONs (reference/datasets.md §1)
+COUNTS = {  # train / val / test / classes, counted from the VPT JSONs (docs/data.md)
     "fgvc/cub": (5394, 600, 5794, 200),
     "fgvc/nabirds": (21536, 2393, 24633, 555),
     "fgvc/flowers": (1020, 1020, 6149, 102),

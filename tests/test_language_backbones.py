@@ -182,7 +182,7 @@ def test_deep_share_matches_hf_peft_prefix_tuning() -> None:
 
     result = compare(batch=2, length=12, steps=1, warmup=0, positions=5, mlp_hidden=32,
                      config_kwargs={"n_embd": 64, "n_layer": 2, "n_head": 4, "vocab_size": 100, "n_positions": 64})
-    assert result.trainable_ours == result.trainable_peft == 10_848  # reference/backbones.md
+    assert result.trainable_ours == result.trainable_peft == 10_848  # HF peft counts the same
     assert result.ours_loss == pytest.approx(result.peft_loss, abs=1e-6)
 
 

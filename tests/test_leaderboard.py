@@ -252,6 +252,26 @@ def test_cli_writes_the_formats_and_refuses_bad_options(toy_store: Path, tmp_pat
     assert main(["leaderboard", *common, "--alpha", "2"]) == 2
 
 
+def test_cli_without_out_writes_beside_the_store_and_names_every_file(toy_store: Path, tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """No --out: <results>/../leaderboards/local (never the committed boards' folder). One line per file written
+    or removed and per figure not drawn; --record-commit puts this checkout's commit into the JSON."""
+    from bench.leaderboard.provenance import git_commit
+
+    local = tmp_path / "leaderboards" / "local"
+    local.mkdir(parents=True)
+    (local / "all-pareto.svg").write_text("from an earlier build")
+    (local / "notes.txt").write_text("not the leaderboard's")
+    with caplog.at_level("INFO"):
+        assert main(["leaderboard", "--results", str(toy_store), "--format", "md,json", "--no-plots",
+                     "--resamples", "50", "--record-commit"]) == 0
+    assert sorted(p.name for p in local.iterdir()) == ["all.json", "all.md", "notes.txt"]
+    assert f"wrote {local / 'all.md'}" in caplog.text and f"wrote {local / 'all.json'}" in caplog.text
+    assert f"removed {local / 'all-pareto.svg'}" in caplog.text
+    assert "figure not drawn, all: plots not requested (--no-plots)" in caplog.text
+    assert json.loads((local / "all.json").read_text())["provenance"]["git_commit"] == git_commit()
+
+
 def test_committed_example_leaderboards_rebuild_byte_for_byte(tmp_path: Path) -> None:
     committed = ROOT / "results" / "leaderboards"
     for suite in ("mini", "mini-nlg"):

@@ -20,6 +20,7 @@ import pytest
 
 from bench import leaderboard
 from bench.leaderboard import escape
+from bench.leaderboard.latex import latex_files
 from bench.store import RunStore
 from tests.stored import store_run
 
@@ -214,17 +215,21 @@ def test_hostile_names_in_every_format(hostile_store: Path, tmp_path: Path) -> N
 def test_mean_only_over_one_metric(tmp_path: Path) -> None:
     for seed in range(2):
         for method, score in (("a", 10.0), ("b", 20.0)):
-            write_record(tmp_path, f"s/bleu/{method}", task="s/bleu", method=method, stage="final", seed=seed,
-                         metrics={"primary": "BLEU", "BLEU": score + seed, "NIST": 2.0}, seeds=2)
+            for task in ("s/bleu", "s/bleu2"):
+                write_record(tmp_path, f"{task}/{method}", task=task, method=method, stage="final", seed=seed,
+                             metrics={"primary": "BLEU", "BLEU": score + seed, "NIST": 2.0}, seeds=2)
             write_record(tmp_path, f"s/rouge/{method}", task="s/rouge", method=method, stage="final", seed=seed,
                          metrics={"primary": "ROUGE-2", "ROUGE-2": 30 - score + seed}, seeds=2)
-    board = leaderboard.build(RunStore(tmp_path), "s", ["s/bleu", "s/rouge"], None,
-                              groups={"g1": ["s/bleu"], "mixed": ["s/bleu", "s/rouge"]}, plots=False)
-    assert [c.key for c in board.columns] == ["s/bleu", "s/rouge", "g1"] and board.mean_index is None
+    tasks = ["s/bleu", "s/bleu2", "s/rouge"]
+    board = leaderboard.build(RunStore(tmp_path), "s", tasks, None, plots=False,
+                              groups={"g1": ["s/bleu", "s/bleu2"], "mixed": ["s/bleu", "s/rouge"],
+                                      "alone": ["s/rouge"]})
+    # g1: one metric, a column; mixed: BLEU and ROUGE-2, never averaged; alone: one task, its column would repeat it
+    assert [c.key for c in board.columns] == [*tasks, "g1"] and board.mean_index is None
     assert board.no_mean is not None and "BLEU, ROUGE-2" in board.no_mean
     markdown = leaderboard.render_markdown(board)
     assert "| Mean |" not in markdown.splitlines()[2] and "never averaged" in markdown
-    assert [t.task for t in board.metric_tables] == ["s/bleu"]  # ROUGE-2 alone: nothing more to show
+    assert [t.task for t in board.metric_tables] == ["s/bleu", "s/bleu2"]  # ROUGE-2 alone: nothing more to show
     assert "| a | 10.50 ± 0.71 | 2.00 ± 0.00 |" in markdown
 
     same = leaderboard.build(RunStore(tmp_path), "s", ["s/bleu"], None, plots=False)
@@ -289,8 +294,9 @@ def test_skipped_figures_are_named_with_their_reason(tmp_path: Path, caplog: pyt
     board = leaderboard.build(RunStore(tmp_path), "s", None, None)
     with caplog.at_level("INFO", logger="bench.leaderboard"):
         written = leaderboard.write(board, tmp_path / "out")
-    assert "heatmap-a: no method has a grid of two or more lr × weight-decay points on s/a: the protocol fixes " \
-           "the hyper-parameters (single-point grid)" in written.skipped
+    assert "heatmap-a: no method searched two or more values of both lr and weight decay on s/a: the protocol " \
+           "fixes the hyper-parameters (single-point grid)" in written.skipped
+    assert any(line.startswith("grid: no method searched a one-axis grid") for line in written.skipped)
     assert "curves: no per-epoch history in the final run records" in written.skipped
     assert any(line.startswith("cd: no Friedman test across tasks") for line in written.skipped)
     assert all(f"figure not drawn, {line}" in caplog.text for line in written.skipped)
@@ -301,3 +307,122 @@ def test_default_out_dir_never_is_the_committed_examples_folder() -> None:
     assert leaderboard.default_out_dir(Path("results/runs")) == Path("results/leaderboards/local")
     assert leaderboard.default_out_dir(Path("results/example-runs")) == Path("results/leaderboards/local")
     assert leaderboard.default_out_dir(Path("/data/store")) == Path("/data/leaderboards/local")
+
+
+# Which figure shows a grid; the Pareto plot of a board without complete rows ------------------------------------------
+
+
+def test_one_axis_grids_are_lines_and_two_axis_grids_heat_maps(tmp_path: Path) -> None:
+    """s/lr: both methods searched lr only (weight decay fixed), like the mini suite: no heat map, one panel of
+    lines. s/both: a 2 x 2 lr x weight-decay grid: a heat map. Only m1 has every task, so the Pareto plot shows
+    the mean of m1 alone."""
+    for method, lrs in (("m1", (0.2, 1.0, 5.0)), ("m2", (0.01, 0.05))):
+        for lr in lrs:
+            write_record(tmp_path, f"s/lr/{method}", task="s/lr", method=method, stage="grid", seed=42, lr=lr,
+                         accuracy=0.3 + lr / 10)
+        for seed in range(2):
+            write_record(tmp_path, f"s/lr/{method}", task="s/lr", method=method, stage="final", seed=seed,
+                         lr=lrs[-1], seeds=2, selection={"rule": "max val top1", "metric": "top1", "val_top1": 50.0,
+                                                          "candidates": len(lrs)})
+    for lr in (0.1, 1.0):
+        for wd in (0.0, 0.01):
+            write_record(tmp_path, "s/both/m1", task="s/both", method="m1", stage="grid", seed=42, lr=lr, wd=wd)
+    for seed in range(2):
+        write_record(tmp_path, "s/both/m1", task="s/both", method="m1", stage="final", seed=seed, lr=1.0, seeds=2)
+    board = leaderboard.build(RunStore(tmp_path), "s", ["s/lr", "s/both"], None)
+    assert {"grid", "heatmap-both", "pareto"} <= set(board.plots) and "heatmap-lr" not in board.plots
+    assert board.skipped_plots["heatmap-lr"].endswith("the grids search one axis only (see the grid figure)")
+    assert ">m2<" in board.plots["grid"].svg and ">0.05<" in board.plots["grid"].svg
+    assert ">m2<" not in board.plots["heatmap-both"].svg
+
+
+def test_pareto_falls_back_to_one_panel_per_task_when_no_row_has_every_task(tmp_path: Path) -> None:
+    for seed in range(2):
+        write_record(tmp_path, "s/a/m1", task="s/a", method="m1", stage="final", seed=seed, seeds=2)
+        write_record(tmp_path, "s/b/m2", task="s/b", method="m2", stage="final", seed=seed, seeds=2)
+    board = leaderboard.build(RunStore(tmp_path), "s", ["s/a", "s/b"], None)
+    assert board.mean_index is not None and all(r.entries[board.mean_index].value is None for r in board.rows)
+    svg = board.plots["pareto"].svg
+    assert svg.count("<g id=\"axes_") == 2 and ">m1<" in svg and ">m2<" in svg  # a panel per task, titled a, b
+    assert ">a<" in svg and ">b<" in svg
+
+
+# JSON: schema version and provenance -----------------------------------------------------------------------------
+
+
+def test_json_carries_a_schema_version_and_provenance_without_machine_facts(hostile_store: Path) -> None:
+    import bench
+    from bench.leaderboard import provenance
+    from bench.leaderboard.machine import render_json
+    from bench.train.config import RUNNER_VERSION
+
+    record = sorted(hostile_store.rglob("run.json"))[0]
+    record.write_text("{not json")
+    board = hostile_board(hostile_store, plots=False)
+    text = render_json(board)
+    data = json.loads(text)
+    assert data["schema_version"] == provenance.SCHEMA_VERSION == 1
+    found = data["provenance"]
+    assert (found["bench_version"], found["runner_version"]) == (bench.__version__, RUNNER_VERSION)
+    assert found["results"] == "runs" and found["git_commit"] is None  # only when asked for (--record-commit)
+    assert found["records_left_out"] == 1
+    assert found["left_out"][0]["run"] == record.parent.relative_to(hostile_store).as_posix()
+    assert str(hostile_store) not in text  # no path of this machine
+    cell = next(c for c in found["cells"] if (c["task"], c["method"]) == (FORMULA, "plain"))
+    assert [r["seed"] for r in cell["runs"]] == [0, 1, 2] and cell["configuration"]
+    for run in cell["runs"]:
+        assert json.loads((hostile_store / FORMULA / "plain" / "final" / run["key"] / "run.json").read_text())[
+            "run"]["seed"] == run["seed"]
+    chosen = next(h for h in data["hparams"] if (h["task"], h["method"]) == (FORMULA, "plain"))
+    assert [(g["lr"], g["weight_decay"], g["val_score"] is None) for g in chosen["grid"]] == [
+        (0.1, 0.0, False), (0.1, 0.01, False), (1.0, 0.0, False), (1.0, 0.01, True)]  # every grid point, for scripts
+    board.git_commit = "0" * 40
+    assert json.loads(render_json(board))["provenance"]["git_commit"] == "0" * 40
+
+
+def test_git_commit_is_this_checkout_or_none() -> None:
+    from bench.leaderboard import provenance
+
+    commit = provenance.git_commit()
+    root = Path(provenance.__file__).resolve().parents[2]
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        assert commit is None
+        return
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert commit is not None and commit.removesuffix("+dirty") == head.strip()
+
+
+# Language metrics ---------------------------------------------------------------------------------------------------
+
+
+def test_error_rates_are_marked_lower_is_better() -> None:
+    from bench.leaderboard import names
+
+    assert names.metric("TER") == "TER ↓" and names.metric("TER_seen") == "TER_seen ↓"
+    assert names.metric("BLEU") == "BLEU" and names.metric("ROUGE_L") == "ROUGE-L"
+    assert escape.latex("TER ↓") == r"TER \ensuremath{\downarrow}"
+
+
+def test_latex_prints_display_names_and_marks_error_rates(tmp_path: Path) -> None:
+    for m, method in enumerate(("deep_share", "lora")):
+        for seed in range(3):
+            write_record(tmp_path, f"mini/novel_shapes/{method}", task="mini/novel_shapes", method=method,
+                         stage="final", seed=seed, items=300, accuracy=0.5 + 0.2 * m,
+                         metrics={"top1": 0.0, "TER": 40.0 + seed})
+    board = leaderboard.build(RunStore(tmp_path), "mini_x", None, None, plots=False)
+    files = latex_files(board, "mini_x")
+    assert r"TER \ensuremath{\downarrow}" in files["mini_x-metrics-table.tex"]
+    statistics = files["mini_x.tex"].split(r"\section*{Statistics}")[1]
+    assert "Novel shapes & LoRA & Deep-share & 300 &" in statistics and "deep\\_share" not in statistics
+    assert r"\begin{tabular}{@{}lllrrrrrl@{}}" in statistics  # numbers right-aligned
+    assert r"\begin{table}[htbp]" in files["mini_x-table.tex"]  # the standalone's tables follow their heading
+
+
+def test_a_task_without_runs_takes_its_metric_from_its_spec(tmp_path: Path) -> None:
+    """Only E2E (BLEU) has runs: the XSum column still reads ROUGE-2, and no Mean is laid over the two."""
+    for seed in range(2):
+        write_record(tmp_path, "mini/e2e/lora", task="mini/e2e", method="lora", stage="final", seed=seed, seeds=2,
+                     metrics={"primary": "BLEU", "BLEU": 3.0 + seed})
+    board = leaderboard.build(RunStore(tmp_path), "mini-nlg", ["mini/e2e", "mini/xsum"], None, plots=False)
+    assert [(c.key, c.metric) for c in board.columns] == [("mini/e2e", "BLEU"), ("mini/xsum", "ROUGE-2")]
+    assert board.mean_index is None and board.no_mean is not None

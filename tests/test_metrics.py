@@ -1,4 +1,4 @@
-"""bench.metrics against the golden values of reference/metrics.md (Appendix toy set), plus the per-item statistics,
+"""bench.metrics against golden values of the official scripts on a toy set, plus the per-item statistics,
 the missing-Java path, the file readers and the offline HF `evaluate` modules.
 
 Golden values are compared at the precision they are printed with. Java-dependent tests (METEOR 1.5, PTB
@@ -36,7 +36,7 @@ from bench.metrics.java import coco_dir
 from bench.metrics.nist import nist_statistics
 from bench.metrics.normalise import dart_text, webnlg_hypothesis, webnlg_reference
 
-# reference/metrics.md, Appendix: E2E-style toy set with 1 to 4 references per item.
+# The official scripts' values on an E2E-style toy set with 1 to 4 references per item.
 TOY = [
     ("The Eagle is a family-friendly coffee shop near Burger King in the city centre.",
      ["The Eagle coffee shop is family-friendly and is located in the city centre near Burger King.",

@@ -39,6 +39,9 @@ def rendered() -> list[plots.Rendered]:
         plots.heatmaps("task", [plots.HeatPanel("a", [0.1, 1.0], [0.0, 0.01], {(0.1, 0.0): 40.0, (1.0, 0.0): 45.0,
                                                                                  (0.1, 0.01): None}, (1.0, 0.0))]),
         plots.cd_diagram({"a": 1.2, math_name: 1.8, "c": 3.0}, 1.5, [["a", math_name]]),
+        plots.grid_lines([plots.GridPanel("task", "lr", "Val top-1", {"a": ([0.2, 1.0, 5.0], [50.0, 55.0, None], 1.0),
+                                                                     math_name: ([0.01, 0.05], [30.0, 35.0], 0.05)})],
+                         ["a", math_name]),
     ]
 
 
@@ -59,13 +62,24 @@ def test_every_figure_renders_in_both_formats_and_shows_names_as_written() -> No
     for figure in figures:
         assert ET.fromstring(figure.svg.encode()).tag.endswith("svg")
         assert figure.pdf.startswith(b"%PDF") and b"CreationDate" not in figure.pdf
-    pareto, bars, seeds, curves, heat, cd = figures
+    pareto, bars, seeds, curves, heat, cd, grid = figures
     # The legend lists every method, also b, which has no bar in the first group.
     assert bars.svg.count(r">$\frac{1}{0}$<") == 1 and bars.svg.count(">a<") == 1
     assert r">$\frac{1}{0}$<" in seeds.svg and r">$\frac{1}{0}$ (1.80)<" in cd.svg
     assert ">Pareto front<" in pareto.svg and ">linear (0 %)<" in pareto.svg
     assert ">Train loss<" in curves.svg and ">Val top-1<" in curves.svg
     assert ">45.0<" in heat.svg and ">div.<" in heat.svg and heat.svg.count(">–<") == 0
+    # One axis: the union of both methods' learning rates, evenly spaced; the diverged point is named on the axis.
+    assert all(f">{v}<" in grid.svg for v in ("0.01", "0.05", "0.2", "1", "5")) and r">$\frac{1}{0}$<" in grid.svg
+    assert ">lr (x: diverged or pruned)<" in grid.svg
+
+
+def test_a_zero_percent_point_sits_at_a_tick_labelled_0() -> None:
+    """Linear probing trains 0 % of the backbone: its point is drawn left of the smallest positive value, at a tick
+    that says 0 (never at a count like 0.05 % it does not have), with a break mark before the log axis goes on."""
+    svg = plots.pareto_svg(POINTS)
+    assert ">0<" in svg and ">//<" in svg and ">linear (0 %)<" in svg
+    assert ">0.05<" not in svg  # the log ticks between the 0 position and the smallest positive value are dropped
 
 
 def test_labels_do_not_overlap_when_there_is_room() -> None:

@@ -26,6 +26,7 @@ from torch import nn
 
 from bench.backbones.base import Backbone, Part, PrefixKV
 from bench.errors import BenchError
+from bench.hub import prefer_offline
 from bench.spec import LanguageBackboneSpec
 
 ATTENTION_NAME = "bench_prefix"
@@ -192,6 +193,7 @@ class LanguageBackbone(Backbone):
         from transformers import AutoConfig, AutoTokenizer
 
         source = resolve_model_path(spec.model)
+        offline = None if Path(source).is_dir() else prefer_offline()
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, revision=spec.revision)
             config = AutoConfig.from_pretrained(source, revision=spec.revision, **spec.config_overrides)
@@ -205,7 +207,8 @@ class LanguageBackbone(Backbone):
                 model = cls.model_class()(config)
         except OSError as exc:
             raise BenchError(
-                f"cannot load the {spec.kind} model '{spec.model}': {str(exc).splitlines()[0]}",
+                f"cannot load the {spec.kind} model '{spec.model}'"
+                f"{f' (offline: {offline})' if offline else ''}: {str(exc).splitlines()[0]}",
                 field="backbone.model",
                 hint="With network access the hub downloads it once into the Hugging Face cache; offline, "
                 "point backbone.model at a local folder holding config.json, the weights and the tokenizer files "
@@ -223,6 +226,8 @@ class LanguageBackbone(Backbone):
         """From config.json alone (a local folder, or the hub cache); no tokenizer, no weights."""
         from transformers import AutoConfig
 
+        if not Path(resolve_model_path(spec.model)).is_dir():
+            prefer_offline()
         try:
             config = AutoConfig.from_pretrained(resolve_model_path(spec.model), revision=spec.revision,
                                                 **spec.config_overrides)

@@ -243,6 +243,9 @@ def _create_from_file(spec: BackboneSpec, kwargs: dict[str, Any]) -> nn.Module:
 def _create_from_hub(spec: BackboneSpec, kwargs: dict[str, Any]) -> nn.Module:
     import timm
 
+    from bench.hub import prefer_offline
+
+    prefer_offline()  # offline: the hub cache or an immediate error, never minutes of retries
     try:
         return timm.create_model(spec.model, pretrained=True, **kwargs)
     except Exception as exc:  # hub errors come in many types (offline, HTTP, missing cache entry)

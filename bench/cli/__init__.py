@@ -18,9 +18,12 @@ from bench.cli import (
     compare,
     data,
     doctor,
+    export,
+    import_runs,
     leaderboard,
     leases,
     listing,
+    pack,
     perf,
     run,
     score,
@@ -30,7 +33,8 @@ from bench.cli import (
 )
 from bench.errors import BenchError
 
-COMMANDS = (listing, validate, run, show, leaderboard, study, analyze, perf, data, doctor, score, leases, compare)
+COMMANDS = (listing, validate, run, show, leaderboard, study, analyze, perf, data, doctor, score, leases, compare,
+            export, pack, import_runs)
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
 
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from bench.cli.common import add_dirs, names, out_folder, results_dir, tasks_dirs
 from bench.errors import BenchError
-
-log = logging.getLogger("bench")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="md,tex,html,csv,json",
                    help="comma-separated formats written to --out: md, tex, html, csv, json (default: all)")
     p.add_argument("--out", type=Path, default=None,
-                   help="folder for <suite>.<format> and the plots <suite>-{pareto,groups,cd}.svg")
+                   help="folder for <suite>.<format>, the LaTeX tables and the figures (default: "
+                        "<results>/../leaderboards/local, i.e. results/leaderboards/local/ for results/runs)")
     p.add_argument("--reference", action="store_true",
                    help="add published numbers (results/reference/) as labelled rows")
     p.add_argument("--test", default="bootstrap", choices=["bootstrap", "mcnemar", "randomization"],
@@ -29,6 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resamples", type=int, default=1000,
                    help="bootstrap resamples / randomisation trials (default 1000)")
     p.add_argument("--no-plots", action="store_true", help="skip the matplotlib figures")
+    p.add_argument("--protocol", default="clean", metavar="NAME",
+                   help="show the runs of this protocol (task profile, as given to `bench run --protocol`): clean "
+                        "(default) or paper; a non-clean board is named <suite>-<protocol>")
+    p.add_argument("--record-commit", action="store_true",
+                   help="write this checkout's git commit into the JSON's provenance (off by default, so the same "
+                        "runs give the same bytes on every commit)")
     add_dirs(p, results=True)
     p.set_defaults(func=command)
 
@@ -47,11 +51,15 @@ def command(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.suffix.lstrip(".") in boards.FORMATS:
         raise BenchError(f"--out takes a folder, not a file ({args.out}).",
                          hint=f"Use e.g. `--out {args.out.parent}`; files are named <suite>.<format>.")
-    board = api.leaderboard(args.task, results=results_dir(args), methods=names(args.method) if args.method else None,
+    results = results_dir(args)
+    out = args.out if args.out is not None else boards.default_out_dir(results)
+    board = api.leaderboard(args.task, results=results, methods=names(args.method) if args.method else None,
                             reference=args.reference, test=args.test, alpha=args.alpha, resamples=args.resamples,
-                            plots=args.out is not None and not args.no_plots, tasks_dirs=tasks_dirs(args))
+                            plots=not args.no_plots, tasks_dirs=tasks_dirs(args), protocol=args.protocol)
+    if args.record_commit:
+        from bench.leaderboard.provenance import git_commit
+
+        board.git_commit = git_commit()
     print(render_markdown(board))
-    if args.out is not None:
-        for path in boards.write(board, args.out, formats):
-            log.info("wrote %s", path)
+    boards.write(board, out, formats)  # logs one line per file written or removed and per figure not drawn
     return 0

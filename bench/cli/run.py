@@ -26,8 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="fix a grid axis or method hyper-parameter (repeatable), e.g. --set base_lr=0.5")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    p.add_argument("--protocol", default="clean", metavar="NAME",
+                   help="task profile: clean (default: every method searched on val the same way) or paper (the "
+                        "official code's settings, docs/parity.md); part of each run's identity")
     p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
-                   help="default: bf16 autocast on CUDA, fp32 on CPU")
+                   help="default: bf16 autocast on CUDA, fp32 on CPU (a task profile may fix it)")
     p.add_argument("--checkpoint-interval", type=float, default=120.0, metavar="SECONDS",
                    help="write a resume checkpoint at an epoch end when this much time has passed")
     p.add_argument("--dry-run", action="store_true", help="print the plan (runs, data, estimated cost) and stop")
@@ -38,6 +41,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="language tasks: train on N examples (a nested seeded subset; low-data settings), per value")
     p.add_argument("--num-tokens", type=int_list, default=None, metavar="N[,N...]",
                    help="sweep the prompt / prefix length: the whole protocol once per value (fixes num_tokens)")
+    p.add_argument("--limit", default=None, metavar="N",
+                   help="smoke run: at most N examples of every split a run reads (training, val, test; a fixed "
+                        "seeded choice, after --data-fraction / --train-examples); marked smoke in key and record")
+    p.add_argument("--epochs", default=None, metavar="E",
+                   help="smoke run: train E epochs instead of the task's / method's (warm-up shortened in "
+                        "proportion); marked smoke in key and record, never on a leaderboard")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model (inductor); recorded in each run's cost section")
     p.add_argument("--grid-prune", action="store_true",
@@ -81,7 +90,20 @@ def request_of(args: argparse.Namespace) -> RunRequest:
         train_examples=tuple(args.train_examples) if args.train_examples else None, compile=args.compile,
         grid_prune=args.grid_prune, shard=parse_fraction(args.shard, "--shard") if args.shard else None,
         tasks_dirs=tuple(map(str, args.tasks_dir)), methods_dirs=tuple(map(str, args.methods_dir)),
-        poll_s=args.poll)
+        protocol=args.protocol, poll_s=args.poll, limit=whole_number(args.limit, "--limit"),
+        epochs=whole_number(args.epochs, "--epochs"))
+
+
+def whole_number(text: str | None, flag: str) -> int | None:
+    """A smoke option's value as an integer (its range is checked with the rest of the request, api.check_smoke)."""
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise BenchError(f"{flag} must be a positive whole number, got {text!r}.",
+                         hint="e.g. --limit 32 --epochs 1 (a smoke run: a quick check, kept apart from the "
+                              "protocol's runs).") from None
 
 
 def command(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from bench.data.status import DataStatus
 from bench.errors import BenchError
 from bench.spec import TaskSpec, expand_path
 
-VTAB_REPO = "XiN0919/VTAB-1k"  # the NOAH-format archive published by V-PETL Bench (reference/datasets.md §2.1)
+VTAB_REPO = "XiN0919/VTAB-1k"  # the NOAH-format archive published by V-PETL Bench (docs/data.md)
 VTAB_FILE = "vtab-1k.zip"
 VTAB_REVISION = "main"  # the commit actually downloaded is recorded in <dest>/.bench-fetch.json
 MANIFEST = ".bench-fetch.json"
@@ -84,12 +84,15 @@ def _download() -> tuple[Path, str | None]:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:  # pragma: no cover - huggingface_hub comes with timm
         raise BenchError("huggingface_hub is not installed.", hint="pip install huggingface_hub") from exc
+    from bench.hub import prefer_offline
+
+    offline = prefer_offline()  # offline: the hub cache or an immediate error, never minutes of retries
     try:
         path = Path(hf_hub_download(VTAB_REPO, VTAB_FILE, repo_type="dataset", revision=VTAB_REVISION))
     except Exception as exc:  # offline, HTTP, missing cache entry: many types
+        why = f"offline: {offline}" if offline else type(exc).__name__
         raise BenchError(
-            f"could not download {VTAB_FILE} from the Hugging Face hub dataset {VTAB_REPO} "
-            f"({type(exc).__name__}).",
+            f"could not download {VTAB_FILE} from the Hugging Face hub dataset {VTAB_REPO} ({why}).",
             hint=f"With network access, retry; otherwise copy {VTAB_FILE} (about 4.7 GB; also on the NOAH and "
                  "RepAdapter Google Drives) here and run `bench data fetch vtab --from PATH`.",
         ) from exc

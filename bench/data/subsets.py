@@ -5,6 +5,9 @@ the first ceil(f * n_class) of them (at least one), so the 10 % subset lies insi
 class proportions stay those of the full split. The order depends only on the seed and the labels, so the same
 seed gives the same subsets on every machine. Val and test are never subsampled. The kept indices are stored
 beside each run (subset.json) for anyone to reuse.
+
+Smoke runs (`bench run --limit N`) read at most N examples of every split through `smoke_subset`: one fixed
+seeded order per split size, whatever the run's seed, so every run of a quick check sees the same examples.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from bench.data.tensor_store import DecodedSplit
 
 SUBSET_FILE = "subset.json"
+SMOKE_SEED = 1009  # --limit: the same examples for every run and seed of a quick check
 
 
 def parse_fractions(text: str) -> list[float]:
@@ -44,12 +48,32 @@ def nested_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(kept))
 
 
-def take(split: DecodedSplit, indices: np.ndarray, fraction: float) -> DecodedSplit:
-    """The subset as a split of its own, with a fingerprint that names the subset."""
+def smoke_subset(count: int, limit: int, labels: np.ndarray | None = None) -> np.ndarray:
+    """Sorted indices of at most `limit` of `count` examples (--limit): the first `limit` of one order seeded by
+    SMOKE_SEED, so a smaller limit keeps a subset of a larger one's. With `labels` the classes take turns in that
+    order (each class's first example, then each class's second, ...), so a limit of at least the number of
+    classes keeps every class."""
+    if limit >= count:
+        return np.arange(count)
+    order = np.random.default_rng(SMOKE_SEED).permutation(count)
+    if labels is not None:
+        ordered = np.asarray(labels)[order]
+        by_class = np.argsort(ordered, kind="stable")
+        grouped = ordered[by_class]
+        turn = np.empty(count, dtype=np.int64)  # an example's position among its class's examples in `order`
+        turn[by_class] = np.arange(count) - np.searchsorted(grouped, grouped, side="left")
+        order = order[np.lexsort((np.arange(count), turn))]
+    return np.sort(order[:limit])
+
+
+def take(split: DecodedSplit, indices: np.ndarray, tag: float | str) -> DecodedSplit:
+    """The subset as a split of its own, with a fingerprint that names the subset (`tag`: the fraction, or what
+    chose the subset, e.g. 'limit 10')."""
     import hashlib
 
     index = torch.from_numpy(indices)
     images = (split.images[index] if isinstance(split.images, torch.Tensor)
               else [split.images[i] for i in indices.tolist()])
-    digest = hashlib.sha256(f"{split.fingerprint}:{fraction}:{indices.tobytes().hex()}".encode()).hexdigest()[:16]
-    return DecodedSplit(f"{split.name}[{fraction:g}]", images, split.labels[index], digest)
+    digest = hashlib.sha256(f"{split.fingerprint}:{tag}:{indices.tobytes().hex()}".encode()).hexdigest()[:16]
+    name = f"{tag:g}" if isinstance(tag, float) else tag
+    return DecodedSplit(f"{split.name}[{name}]", images, split.labels[index], digest)

@@ -312,11 +312,15 @@ def _read_hub(data: TextDataSpec, split: str, task_name: str) -> TextSplit:
         raise BenchError(f"task '{task_name}': the files under {data.resolved_root()} are missing and reading "
                          f"the hub copy {hub.repo} needs the 'datasets' package.", field="data.root",
                          hint="pip install 'peft-bench[nlp]', or: " + data.hint()) from exc
+    from bench.hub import prefer_offline
+
+    offline = prefer_offline()  # offline: the local datasets cache or an immediate error, never minutes of retries
     try:
         rows = datasets.load_dataset(hub.repo, hub.config, revision=hub.revision, split=hub_split)
     except Exception as exc:  # network, missing repo, changed layout: all mean "get the files by hand"
+        why = f"offline: {offline}" if offline else f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         raise BenchError(f"task '{task_name}': no local files under {data.resolved_root()} and the hub dataset "
-                         f"{hub.repo}@{hub.revision} could not be read ({type(exc).__name__}: {exc}).",
+                         f"{hub.repo}@{hub.revision} could not be read ({why}).",
                          field="data.hub", hint=data.hint()) from exc
     columns = set(getattr(rows, "column_names", None) or [])
     needed = {"e2e": {"meaning_representation", "human_reference"}, "xsum": {"document", "summary"}}.get(

@@ -33,23 +33,43 @@ log = logging.getLogger(__name__)
 
 def build(store: RunStore, name: str, tasks: list[str] | None, methods: list[str] | None,
           groups: dict[str, list[str]] | None = None, references: dict[str, ReferenceTable] | None = None,
-          settings: Settings | None = None, plots: bool = True) -> Board:
-    """The board for these tasks (None: every task with runs) and methods (None: every method with runs)."""
+          settings: Settings | None = None, plots: bool = True, protocol: str = "clean") -> Board:
+    """The board for these tasks (None: every task with runs) and methods (None: every method with runs), from
+    the runs of one protocol (task profile); a board of another protocol than 'clean' is named <name>-<protocol>,
+    so its files never replace the clean board's."""
     settings = settings or Settings()
-    collected = collect(store, tasks, methods)
+    collected = collect(store, tasks, methods, protocol=protocol)
+    if protocol != "clean":
+        name = f"{name}-{protocol}"
     task_names = tasks or sorted({t for t, _ in [*collected.cells, *collected.missing]})
     method_names = methods or collected.methods
     task_tests = per_task_tests(collected.cells, task_names, settings)
     across = across_tasks(collected.cells, task_names, method_names, settings)
     details = read_details(store.root, {pair: cell for pair, cell in collected.cells.items()
                                         if pair[0] in task_names and pair[1] in method_names})
+    with_runs = {task for task, _ in collected.cells}
+    declared = {task: metric for task in task_names if task not in with_runs
+                and (metric := declared_metric(task)) is not None}
     board = build_board(name, collected, task_names, method_names, groups or {}, references or {}, task_tests,
-                        across, settings, details)
+                        across, settings, details, declared)
+    board.store_root = str(store.root)
     if plots:
         board.plots = draw_plots(board)
     else:
         board.skipped_plots = {"all": "plots not requested (--no-plots)"}
     return board
+
+
+def declared_metric(task: str) -> str | None:
+    """The primary metric a task's spec declares, for a column without runs yet (so an XSum column never reads
+    as BLEU, and no Mean is laid over two metrics); None when the spec cannot be loaded."""
+    from bench import registry
+    from bench.errors import BenchError
+
+    try:
+        return str(registry.load_task_by_name(task).primary_metric)
+    except (BenchError, ValueError, KeyError, OSError):
+        return None
 
 
 def draw_plots(board: Board) -> dict[str, Rendered]:
@@ -72,7 +92,7 @@ def default_out_dir(results_root: Path) -> Path:
     return results_root.parent / "leaderboards" / "local"
 
 
-_PLOT_KINDS = "pareto|groups|tasks|curves|cd|heatmap-[A-Za-z0-9._-]+"
+_PLOT_KINDS = "pareto|groups|tasks|curves|grid|cd|heatmap-[A-Za-z0-9._-]+"
 
 
 def owned(out_dir: Path, stem: str) -> list[Path]:
@@ -96,8 +116,8 @@ class Written(list[Path]):
 def write(board: Board, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> Written:
     """Write the requested formats and the figures into out_dir: <stem>.<format>, the LaTeX tables
     <stem>-{table,hparams-table,metrics-table}.tex, <stem>-{hparams,metrics}.csv, figures <stem>-<kind>.{svg,pdf}.
-    Files of this suite from an earlier write that this one does not produce are removed; each figure not drawn
-    is logged (INFO) with its reason and returned in .skipped."""
+    Files of this suite from an earlier write that this one does not produce are removed. One INFO line per file
+    written and removed, and per figure not drawn with its reason (also returned in .skipped)."""
     stem = file_stem(board.name)
     files: dict[str, bytes] = {}
     plot_files = {}
@@ -123,6 +143,7 @@ def write(board: Board, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> Wr
     for name, data in files.items():
         atomic_write_bytes(out_dir / name, data)
         written.append(out_dir / name)
+        log.info("wrote %s", out_dir / name)
     skipped = [f"{kind}: {reason}" for kind, reason in board.skipped_plots.items()]
     for line in skipped:
         log.info("figure not drawn, %s", line)

@@ -5,7 +5,8 @@ cells are mean ± sample std over the final seeds, with the seed count when it i
 of a column is bold and the second underlined (our runs only; ties share the mark); † marks a method not
 significantly worse than the task's best after Holm correction; a group mean or the mean is shown only when
 every task it needs is present, otherwise "–" with a footnote, like any other missing cell. Different metrics are
-never averaged: a group column needs one metric over its tasks, the Mean column one metric over all tasks.
+never averaged: a group column needs one metric over its tasks, the Mean column one metric over all tasks. A group
+of one task gets no column (it would repeat the task's), but still counts as a group in the mean of group means.
 """
 
 from __future__ import annotations
@@ -127,6 +128,10 @@ class Board:
     hparams: list[HparamRow] = field(default_factory=list)
     metric_tables: list[MetricTable] = field(default_factory=list)
     no_mean: str | None = None  # why the board has no Mean column
+    store_root: str = ""  # the run store read (only its folder name is ever written)
+    protocol: str = "clean"  # the task profile of every run shown
+    set_aside: dict[str, int] = field(default_factory=dict)  # runs of other protocols and smoke runs, not shown
+    git_commit: str | None = None  # of the code that built the board, when asked for (provenance.git_commit)
 
     @property
     def metrics(self) -> list[str]:
@@ -175,9 +180,12 @@ def build_board(
     across: AcrossTasks | None,
     settings: Settings,
     details: Mapping[tuple[str, str], CellDetail] | None = None,
+    declared: Mapping[str, str] | None = None,
 ) -> Board:
+    """`declared`: the primary metric of tasks without runs, from their specs (a task's runs say it otherwise)."""
     tasks = grouped_order(tasks, groups)
-    metric_of = {t: c.metric for (t, _), c in sorted(collected.cells.items()) if t in tasks}
+    metric_of = {t: m for t, m in (declared or {}).items() if t in tasks}
+    metric_of.update({t: c.metric for (t, _), c in sorted(collected.cells.items()) if t in tasks})
     known = sorted(set(metric_of.values()))
     shared = known[0] if len(known) == 1 else None
     labels = short_labels(tasks)
@@ -187,7 +195,8 @@ def build_board(
         metrics = {metric_of[t] for t in members if t in metric_of}
         if len(metrics) <= 1:
             kept_groups[group] = members
-            columns.append(Column(group, group.capitalize(), "group", next(iter(metrics), shared or "top1")))
+            if len([t for t in members if t in tasks]) > 1:  # a one-task group's mean would repeat its task column
+                columns.append(Column(group, group.capitalize(), "group", next(iter(metrics), shared or "top1")))
     if shared is not None or not known:
         columns.append(Column("mean", "Mean", "mean", shared or "top1"))
     board = Board(
@@ -206,6 +215,7 @@ def build_board(
     board.devices = sorted({d for (t, m), ds in collected.devices.items() if t in tasks and m in methods for d in ds})
     board.cells = {pair: cell for pair, cell in collected.cells.items() if pair[0] in tasks and pair[1] in methods}
     board.rejected = dict(collected.rejected)
+    board.protocol, board.set_aside = collected.protocol, dict(collected.set_aside)
     board.details = {pair: d for pair, d in (details or {}).items() if pair in board.cells}
     runs = [_run_row(board, collected, method, tasks, kept_groups) for method in methods]
     runs.sort(key=_row_order(board, runs))
@@ -259,6 +269,12 @@ def provenance_text(board: Board) -> str:
         chosen = "hyper-parameters fixed by the task specs (single-point grids), not searched"
     else:
         chosen = "hyper-parameters selected on val, or fixed where a footnote says so"
+    if board.protocol != "clean":
+        chosen = (f"protocol '{board.protocol}' (the task profile's settings; for 'paper' the official code's, "
+                  f"docs/parity.md): {chosen}")
+    if board.set_aside:
+        kinds = ", ".join(f"{n} {kind} run{'s' if n > 1 else ''}" for kind, n in sorted(board.set_aside.items()))
+        chosen += f" ({kinds} in the store not shown)"
     if not board.rejected:
         return chosen
     reasons = sorted({reason for problems in board.rejected.values() for reason in problems})
@@ -421,13 +437,15 @@ def _mean_entries(board: Board, means: dict[str, float], tasks: list[str], group
     out = []
     group_values: list[float] = []
     value: float | None
+    shown = {c.key for c in board.columns if c.kind == "group"}
     for group, members in groups.items():
         have = [t for t in members if t in means]
         if len(have) == len(members):
             group_mean = statistics.mean(means[t] for t in members)
             group_values.append(group_mean)
-            out.append(Entry(group_mean, computed=True))
-        else:
+            if group in shown:
+                out.append(Entry(group_mean, computed=True))
+        elif group in shown:
             out.append(
                 Entry(
                     None,

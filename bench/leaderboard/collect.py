@@ -8,6 +8,8 @@ runs that follow the task's protocol (all the training data, hyper-parameters fr
 the full grid's selection over a pruned grid's, then a configuration with every protocol seed over an incomplete
 one, then more finished seeds, then the newest.
 
+Only runs of one protocol are read (the task profile a run was made with: 'clean' unless asked), and never
+smoke runs (--limit / --epochs: quick checks, not benchmark results); both kinds are counted in `set_aside`.
 Reads run.json files only, and only trustworthy ones (bench.records); the others are counted and named in
 `rejected`. Per-example files are read later, by the significance tests. Nothing here trains or changes a record.
 """
@@ -65,6 +67,8 @@ class Collected:
     wall_s: dict[tuple[str, str], float] = field(default_factory=dict)
     devices: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     rejected: dict[str, list[str]] = field(default_factory=dict)  # run folder -> why its record is not used
+    protocol: str = "clean"  # the task profile of every record read
+    set_aside: dict[str, int] = field(default_factory=dict)  # other protocols' and smoke runs, never shown
 
     @property
     def methods(self) -> list[str]:
@@ -77,10 +81,14 @@ def read_records(
     methods: list[str] | None,
     keep: Callable[[dict[str, Any]], bool] | None = None,
     rejected: dict[str, list[str]] | None = None,
+    protocol: str | None = "clean",
+    set_aside: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Every trustworthy run.json below root for the given tasks/methods, filtering on the folder layout
     (<task>/<method>/<stage>/<key>/run.json) before parsing, so unrelated runs cost nothing. Records that fail
-    their checks go to `rejected` (folder -> reasons) when given."""
+    their checks go to `rejected` (folder -> reasons) when given. Runs of another protocol than `protocol` and smoke
+runs are skipped and counted in `set_aside` ('paper protocol': n, 'smoke': n); protocol None reads every
+trustworthy record (bench compare matches runs by key)."""
     out: list[dict[str, Any]] = []
     if not root.is_dir():
         return out
@@ -103,11 +111,24 @@ def read_records(
             if rejected is not None:
                 rejected[str(path.parent)] = problems or ["empty record"]
             continue
+        reason = None if protocol is None else set_aside_reason(record, protocol)
+        if reason is not None:
+            if set_aside is not None:
+                set_aside[reason] = set_aside.get(reason, 0) + 1
+            continue
         if keep is not None and not keep(record):
             continue
         record["_dir"] = str(path.parent)
         out.append(record)
     return out
+
+
+def set_aside_reason(record: dict[str, Any], protocol: str) -> str | None:
+    """Why a trustworthy record is not part of a `protocol` board (None: it is)."""
+    if record.get("run", {}).get("smoke"):
+        return "smoke"
+    profile = str((record.get("task_spec") or {}).get("profile", "clean"))
+    return None if profile == protocol else f"{profile} protocol"
 
 
 def configuration(record: dict[str, Any]) -> str:
@@ -122,14 +143,15 @@ def collect(
     tasks: list[str] | None = None,
     methods: list[str] | None = None,
     keep: Callable[[dict[str, Any]], bool] | None = None,
+    protocol: str = "clean",
 ) -> Collected:
     """One configuration per (task, method), chosen by the rule in the module docstring. `keep` filters records
     (a study takes one data fraction at a time)."""
-    found = Collected()
+    found = Collected(protocol=protocol)
     finals: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     grid_runs: dict[tuple[str, str], int] = defaultdict(int)
     by_pair: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for record in read_records(store.root, tasks, methods, keep, found.rejected):
+    for record in read_records(store.root, tasks, methods, keep, found.rejected, protocol, found.set_aside):
         run = record["run"]
         pair = (run["task"], run["method"])
         by_pair[pair].append(record)

@@ -22,11 +22,16 @@ Pair = tuple[str, str]
 
 @dataclass(frozen=True)
 class SeedRun:
-    """One final run: its numeric test metrics (primary and secondary) and its per-epoch history."""
+    """One final run: its numeric test metrics (primary and secondary), its per-epoch history, and what made it
+    (run key, engine and package versions, the commit of the code that ran it), for the board's provenance."""
 
     seed: int
     metrics: dict[str, float]
     history: tuple[dict[str, Any], ...]
+    key: str = ""
+    runner_version: int | None = None
+    bench_version: str | None = None
+    git_commit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,12 +119,20 @@ def read_details(root: Path, cells: Mapping[Pair, Cell]) -> dict[Pair, CellDetai
         grid = tuple(GridPoint(lr, wd, _grid_score(r, metric), str(r.get("status")), str(r.get("key")),
                                tuple(r.get("history") or ()))
                      for (lr, wd), r in sorted(points.items()))
-        seeds = tuple(SeedRun(int(r["run"]["seed"]), numeric_metrics(r.get("metrics", {})),
-                              tuple(r.get("history") or ())) for r in records)
+        seeds = tuple(_seed_run(r) for r in records)
         out[pair] = CellDetail(task=pair[0], method=pair[1], metric=metric, lr=float(run["optim"]["base_lr"]),
                                wd=float(run["optim"]["weight_decay"]), hparams=dict(run.get("hparams", {})),
                                selection=first.get("selection"), seeds=seeds, grid=grid)
     return out
+
+
+def _seed_run(record: Mapping[str, Any]) -> SeedRun:
+    env = record.get("env") or {}
+    runner = (record.get("identity") or {}).get("runner_version")
+    return SeedRun(int(record["run"]["seed"]), numeric_metrics(record.get("metrics", {})),
+                   tuple(record.get("history") or ()), key=str(record.get("key", "")),
+                   runner_version=runner if isinstance(runner, int) else None,
+                   bench_version=(env.get("versions") or {}).get("bench"), git_commit=env.get("git_commit"))
 
 
 def _grid_score(record: Mapping[str, Any], metric: str) -> float | None:

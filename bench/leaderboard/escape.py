@@ -65,7 +65,7 @@ _LATEX_SPECIAL = {
 # Symbols of our own wording and common letters, in commands the default OT1 encoding typesets.
 _LATEX_SYMBOLS = {
     "±": r"\ensuremath{\pm}", "†": r"\dag{}", "–": "--", "—": "---", "−": r"\ensuremath{-}",
-    "×": r"\ensuremath{\times}",
+    "×": r"\ensuremath{\times}", "↓": r"\ensuremath{\downarrow}", "³": r"\ensuremath{^3}",
     "χ": r"\ensuremath{\chi}", "α": r"\ensuremath{\alpha}", "²": r"\ensuremath{^2}", "≥": r"\ensuremath{\geq}",
     "≤": r"\ensuremath{\leq}", "…": r"\dots{}", "‘": "`", "’": "'", "“": "``", "”": "''", "·": r"\ensuremath{\cdot}",
     "ß": r"\ss{}", "æ": r"\ae{}", "Æ": r"\AE{}", "œ": r"\oe{}", "Œ": r"\OE{}", "ø": r"\o{}", "Ø": r"\O{}",

@@ -15,12 +15,13 @@ from bench.leaderboard import escape, names, plots
 from bench.leaderboard.board import Board, Row
 from bench.leaderboard.details import CellDetail
 
-KINDS = ("pareto", "groups", "tasks", "curves", "cd")  # plus one heatmap-<task> per task
+KINDS = ("pareto", "groups", "tasks", "curves", "grid", "cd")  # plus one heatmap-<task> per task
 TITLES = {"pareto": "Score vs trainable parameters (error bars: std over seeds)",
           "groups": "Scores per group (per task without groups); error bars: std over seeds",
           "tasks": "Per-task scores: one dot per seed, mean and ± std",
           "curves": "Learning curves: train loss of the final runs (mean ± std over seeds) and val score per epoch (of "
                     "the selected grid run, else the final runs' mean)",
+          "grid": "Val score per grid point where the grid searches one axis (ring: selected)",
           "cd": "Critical-difference diagram", "heatmap": "Val score over the lr × weight-decay grid"}
 
 
@@ -99,6 +100,12 @@ def draw(board: Board) -> tuple[dict[str, plots.Rendered], dict[str, str]]:
                                       metric=f"val {names.metric(_metric(board, task))}")
         else:
             skipped[key] = _no_heatmap(board, task)
+    lines = [panel for task in board.tasks if (panel := _grid_panel(board, task, runs, label)) is not None]
+    if lines:
+        out["grid"] = plots.grid_lines(lines, [label[r.label] for r in runs])
+    else:
+        skipped["grid"] = ("no method searched a one-axis grid of two or more points (two-axis grids are the heat "
+                           "maps; single-point grids fix the hyper-parameters)")
 
     across = board.across
     if across is not None and across.friedman is not None:
@@ -151,15 +158,18 @@ def _spread(board: Board, row: Row, index: int) -> float | None:
 
 
 def _pareto_panels(board: Board, runs: list[Row], label: dict[str, str]) -> list[plots.ParetoPanel]:
+    """One panel of the Mean; one panel per task when the tasks use different metrics or no row has every task."""
     index = board.mean_index
     if index is not None:
         points = [plots.Point(label[r.label], r.trainable_percent, value, _spread(board, r, index))
                   for r in runs if (value := r.entries[index].value) is not None and r.trainable_percent is not None]
         metric = names.metric(board.columns[index].metric)
-        what = "Mean of group means" if board.groups else "Mean" if len(board.tasks) > 1 else "Score"
-        return [plots.ParetoPanel("", f"{what}: {metric}", points)] if points else []
+        grouped = any(c.kind == "group" for c in board.columns)  # as the caption says (text.caption)
+        what = "Mean of group means" if grouped else "Mean" if len(board.tasks) > 1 else "Score"
+        if points:
+            return [plots.ParetoPanel("", f"{what}: {metric}", points)]
     panels = []
-    for task in board.tasks:  # tasks scored with different metrics: one panel each, never a mean
+    for task in board.tasks:  # one panel each, never a mean over different metrics or an incomplete row
         cells = [(r, board.cells[(task, r.method)]) for r in runs if (task, r.method) in board.cells]
         points = [plots.Point(label[r.label], c.trainable_percent, c.mean, c.std) for r, c in cells]
         if points:
@@ -208,17 +218,47 @@ def _curve_panels(board: Board, runs: list[Row], label: dict[str, str]) -> list[
     return panels
 
 
+def _axes(detail: CellDetail) -> tuple[list[float], list[float]]:
+    """The distinct learning rates and weight decays of a cell's grid runs."""
+    return sorted({p.lr for p in detail.grid}), sorted({p.wd for p in detail.grid})
+
+
 def _heat_panels(board: Board, task: str, runs: list[Row], label: dict[str, str]) -> list[plots.HeatPanel]:
+    """The methods whose grid searched both lr and weight decay (two or more values of each)."""
     panels = []
     for r in runs:
         detail: CellDetail | None = board.details.get((task, r.method))
-        if detail is None or len(detail.grid) < 2:
+        if detail is None:
             continue
-        lrs = sorted({p.lr for p in detail.grid})
-        wds = sorted({p.wd for p in detail.grid})
+        lrs, wds = _axes(detail)
+        if len(lrs) < 2 or len(wds) < 2:
+            continue
         scores = {(p.lr, p.wd): p.score for p in detail.grid}
         panels.append(plots.HeatPanel(label[r.label], lrs, wds, scores, (detail.lr, detail.wd)))
     return panels
+
+
+def _grid_panel(board: Board, task: str, runs: list[Row], label: dict[str, str]) -> plots.GridPanel | None:
+    """The methods whose grid searched one axis only (the other fixed): val score per value of that axis."""
+    lines: dict[str, tuple[list[float], list[float | None], float | None]] = {}
+    searched = set()
+    for r in runs:
+        detail = board.details.get((task, r.method))
+        if detail is None:
+            continue
+        lrs, wds = _axes(detail)
+        if (len(lrs) >= 2) == (len(wds) >= 2):
+            continue  # a heat map (both axes) or a single point (neither)
+        axis = "lr" if len(lrs) >= 2 else "weight decay"
+        searched.add(axis)
+        points = sorted(detail.grid, key=lambda p: p.lr if axis == "lr" else p.wd)
+        lines[label[r.label]] = ([p.lr if axis == "lr" else p.wd for p in points], [p.score for p in points],
+                                 detail.lr if axis == "lr" else detail.wd)
+    if not lines:
+        return None
+    axis = " / ".join(sorted(searched))
+    return plots.GridPanel(escape.plot_label(names.task(task, _labels(board))), axis,
+                           f"Val {names.metric(_metric(board, task))}", lines)
 
 
 def _no_heatmap(board: Board, task: str) -> str:
@@ -226,6 +266,8 @@ def _no_heatmap(board: Board, task: str) -> str:
     if not details:
         return f"no run details for {task}"
     fixed = all(str((d.selection or {}).get("rule", "")).startswith("fixed") for d in details)
+    one_axis = any(len(lrs) >= 2 or len(wds) >= 2 for lrs, wds in map(_axes, details))
     why = ("the protocol fixes the hyper-parameters (single-point grid)" if fixed else
+           "the grids search one axis only (see the grid figure)" if one_axis else
            "the grid runs are not in this store")
-    return f"no method has a grid of two or more lr × weight-decay points on {task}: {why}"
+    return f"no method searched two or more values of both lr and weight decay on {task}: {why}"

@@ -31,7 +31,7 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
 th, td { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
-th:first-child, td:first-child, td.t { text-align: left; }
+th:first-child, td:first-child, td.t, th.t { text-align: left; }
 thead th { border-bottom: 2px solid #444; cursor: pointer; user-select: none; }
 thead th.sorted-asc::after { content: " \\25B2"; } thead th.sorted-desc::after { content: " \\25BC"; }
 p.note, ul.note { max-width: 60em; font-size: 13px; }
@@ -73,13 +73,19 @@ def _label(row: Row) -> str:
     return f'<td data-sort="{esc(row.label)}">{esc(row.label)}{note}</td>'
 
 
+def _is_number(value: str) -> bool:
+    return re.fullmatch(r"[-+<>\[\](),.\d ±n=e%–]*", value) is not None
+
+
 def _plain(value: str) -> str:
-    align = "" if re.fullmatch(r"[-+<>\[\](),.\d ±n=e%–]*", value) else ' class="t"'  # text left, numbers right
+    align = "" if _is_number(value) else ' class="t"'  # text left, numbers right
     return f'<td data-sort="{esc(value)}"{align}>{esc(value)}</td>'
 
 
-def _table(headers: list[str], rows: list[str], sortable: bool = False) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+def _table(headers: list[str], rows: list[str], sortable: bool = False, text: set[int] | None = None) -> str:
+    """`text`: the columns of text, whose headers sit left like their cells (numbers and their headers right)."""
+    head = "".join(f'<th class="t">{esc(h)}</th>' if i in (text or set()) else f"<th>{esc(h)}</th>"
+                   for i, h in enumerate(headers))
     css = ' class="sortable"' if sortable else ""
     return f"<table{css}><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
 
@@ -88,7 +94,8 @@ def _text_table(data: StatsTable, level: str = "h3") -> list[str]:
     parts = [f"<{level}>{esc(data.title)}</{level}>"]
     if data.rows:
         rows = ["<tr>" + "".join(_plain(c) for c in row) + "</tr>" for row in data.rows]
-        parts.append(_table(data.headers, rows, sortable=True))
+        text = {i for i in range(len(data.headers)) if not all(_is_number(row[i]) for row in data.rows)}
+        parts.append(_table(data.headers, rows, sortable=True, text=text))
     return [*parts, f'<p class="note">{esc(data.note)}</p>']
 
 

@@ -10,6 +10,8 @@ the std sits in its own left-aligned column, so means and ± line up. Names are 
 
 from __future__ import annotations
 
+import re
+
 from bench.leaderboard import names
 from bench.leaderboard.board import Board, Entry, Row
 from bench.leaderboard.escape import latex as escape
@@ -27,7 +29,9 @@ from bench.leaderboard.text import (
 )
 
 ROWS_PER_TABLE = 36
+FLOAT = r"\begin{table}[htbp]"  # 'h' first: in the standalone document a table follows its heading
 PACKAGES = r"\usepackage{booktabs,graphicx}"
+GAP = r"\smallskip"  # a caption above a table has no space below it in the standard classes
 FIT = r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"  # shrink to the text width, never enlarge
 
 
@@ -82,11 +86,11 @@ def render_table(board: Board, stem: str) -> str:
     """The leaderboard as a table float: group headers over their tasks (\\cmidrule), mean and ± std aligned."""
     tasks = [i for i, c in enumerate(board.columns) if c.kind == "task"]
     computed = [i for i, c in enumerate(board.columns) if c.kind != "task"]
-    spec = "@{}l" + "r@{\\,}l" * len(tasks) + "r" * (len(computed) + 3) + "@{}"
-    width = 1 + 2 * len(tasks) + len(computed) + 3
+    spec = "@{}l" + "r@{\\,}l" * len(tasks) + "r" * len(computed) + "r@{}l" * 3 + "@{}"
+    width = 1 + 2 * len(tasks) + len(computed) + 2 * 3
     lines = [f"% {stem}-table.tex, written by `bench leaderboard`: \\input{{{stem}-table}} in a document with",
-             f"% {PACKAGES}.", r"\begin{table}[tbp]", r"\centering",
-             rf"\caption{{{escape(caption(board))}}}", rf"\label{{tab:{stem}}}", FIT,
+             f"% {PACKAGES}.", FLOAT, r"\centering",
+             rf"\caption{{{escape(caption(board))}}}", rf"\label{{tab:{stem}}}", GAP, FIT,
              r"\begin{tabular}{" + spec + "}", r"\toprule"]
     if board.groups:
         head, rules, column = [""], [], 2
@@ -113,7 +117,8 @@ def render_table(board: Board, stem: str) -> str:
     header = ["Method", *[rf"\multicolumn{{2}}{{c}}{{{_task_header(board, i)}}}" for i in tasks]]
     header += [escape(names.group(board.columns[i].key)) if board.columns[i].kind == "group" else "Mean"
                for i in computed]
-    lines += [_line([*header, "Params (M)", r"Params (\%)", "Cost (h)"]), r"\midrule"]
+    header += [rf"\multicolumn{{2}}{{c}}{{{h}}}" for h in ("Params (M)", r"Params (\%)", "Cost (h)")]
+    lines += [_line(header), r"\midrule"]
 
     def cells(row: Row) -> list[str]:
         out = []
@@ -125,11 +130,12 @@ def render_table(board: Board, stem: str) -> str:
         return out
 
     for row in (r for r in board.rows if r.block == "runs"):
-        lines.append(_line([_row_label(row), *cells(row), *params_text(row), cost_text(row)]))
+        lines.append(_line([_row_label(row), *cells(row),
+                            *[part for text in (*params_text(row), cost_text(row)) for part in _decimal(text)]]))
     references = [r for r in board.rows if r.block == "reference"]
     if references:
         lines += [r"\midrule", rf"\multicolumn{{{width}}}{{@{{}}l}}{{\emph{{Published (not run here)}}}} \\"]
-        lines += [_line([_row_label(row), *cells(row), "", "", ""]) for row in references]
+        lines += [_line([_row_label(row), *cells(row), *[""] * 6]) for row in references]
     lines += [r"\bottomrule", r"\end{tabular}}"]
     notes = [rf"\textsuperscript{{{board.footnote_mark(t)}}}\,{escape(t)}" for t in board.footnotes]
     notes += [rf"[{escape(name)}] {escape(citation)}" for name, citation in board.sources]
@@ -137,6 +143,13 @@ def render_table(board: Board, stem: str) -> str:
         lines += [r"\par\smallskip\parbox{\linewidth}{\footnotesize " + r"\\ ".join(notes) + "}"]
     lines += [r"\end{table}"]
     return "\n".join(lines) + "\n"
+
+
+def _decimal(text: str) -> tuple[str, str]:
+    """'0.0333' -> ('0', '.0333'): the halves of an r@{}l column pair, so numbers of any precision line up on the
+    decimal point (what siunitx's S column does, without siunitx)."""
+    whole, dot, fraction = text.partition(".")
+    return whole, dot + fraction
 
 
 def _span(cell: str) -> int:
@@ -158,17 +171,21 @@ def render_hparams_table(board: Board, stem: str) -> str | None:
     rows, previous = [], None
     for h, cells in zip(board.hparams, data.rows, strict=True):
         task = "" if h.task == previous else escape(names.task(h.task, labels))
-        rows.append([task, escape(names.method(h.method)), *[escape(c) for c in cells[2:]]])
+        lr, wd, *rest = cells[2:]
+        rows.append([task, escape(names.method(h.method)), *_decimal(escape(lr)), *_decimal(escape(wd)),
+                     *[escape(c) for c in rest]])
         previous = h.task
+    header = [escape(h) for h in data.headers]
+    header[2:4] = [rf"\multicolumn{{2}}{{c}}{{{h}}}" for h in header[2:4]]  # lr, wd: on the decimal point
     lines = [f"% {stem}-hparams-table.tex, written by `bench leaderboard`: \\input{{{stem}-hparams-table}} with",
              f"% {PACKAGES}."]
     for n, chunk in enumerate(_chunks(rows)):
         more = " (continued)" if n else ""
-        lines += [r"\begin{table}[tbp]", r"\centering",
+        lines += [FLOAT, r"\centering",
                   rf"\caption{{{escape(data.title)}{more}. {escape(data.note)}}}" if not n else
                   rf"\caption{{{escape(data.title)}{more}.}}",
-                  *([rf"\label{{tab:{stem}-hparams}}"] if not n else []), FIT, r"\begin{tabular}{@{}llrrllr@{}}",
-                  r"\toprule", _line([escape(h) for h in data.headers]), r"\midrule"]
+                  *([rf"\label{{tab:{stem}-hparams}}"] if not n else []), GAP, FIT,
+                  r"\begin{tabular}{@{}llr@{}lr@{}lllr@{}}", r"\toprule", _line(header), r"\midrule"]
         lines += [_line(r) if not (r[0] and i) else r"\addlinespace" + "\n" + _line(r) for i, r in enumerate(chunk)]
         lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
@@ -185,9 +202,9 @@ def render_metrics_table(board: Board, stem: str) -> str | None:
         digits = metric_digits(table)
         spec = "@{}l" + "r@{\\,}l" * len(table.metrics) + "@{}"
         header = ["Method", *[rf"\multicolumn{{2}}{{c}}{{{escape(names.metric(m))}}}" for m in table.metrics]]
-        lines += [r"\begin{table}[tbp]", r"\centering",
+        lines += [FLOAT, r"\centering",
                   rf"\caption{{All test metrics: {escape(names.task(table.task, labels))}. {escape(data.note)}}}",
-                  FIT, r"\begin{tabular}{" + spec + "}", r"\toprule", _line(header), r"\midrule"]
+                  GAP, FIT, r"\begin{tabular}{" + spec + "}", r"\toprule", _line(header), r"\midrule"]
         for row in table.rows:
             cells = [escape(names.method(row.method))]
             for metric in table.metrics:
@@ -202,12 +219,23 @@ def render_metrics_table(board: Board, stem: str) -> str | None:
     return "\n".join(lines) + "\n"
 
 
+NAMED = {"Task": names.task, "Best": names.method, "Method": names.method}  # statistics columns of identifiers
+
+
+def _numeric(cells: list[str]) -> bool:
+    return all(re.fullmatch(r"[-+<>\[\](),.\d ]*", c) for c in cells) and any(c.strip() for c in cells)
+
+
 def _statistics(data: StatsTable) -> list[str]:
+    """A Statistics table with display names in its task and method columns and numbers right-aligned."""
     lines = [rf"\subsection*{{{escape(data.title)}}}"]
-    for chunk in _chunks(data.rows) if data.rows else []:
-        lines += [r"\noindent{\small", r"\begin{tabular}{" + "l" * len(data.headers) + "}", r"\toprule",
+    display = [NAMED.get(h) for h in data.headers]
+    rows = [[escape(show(c) if show else c) for show, c in zip(display, row, strict=True)] for row in data.rows]
+    spec = "".join("r" if _numeric([row[i] for row in data.rows]) else "l" for i in range(len(data.headers)))
+    for chunk in _chunks(rows) if rows else []:
+        lines += [r"\noindent{\small", r"\begin{tabular}{@{}" + spec + "@{}}", r"\toprule",
                   _line([escape(h) for h in data.headers]), r"\midrule"]
-        lines += [_line([escape(c) for c in row]) for row in chunk]
+        lines += [_line(row) for row in chunk]
         lines += [r"\bottomrule", r"\end{tabular}}\par\medskip", ""]
     return [*lines, r"\noindent " + escape(data.note), ""]
 

@@ -1,5 +1,5 @@
 """CSV (one line per row × column, long format; the selected hyper-parameters and every language metric as two
-more files) and JSON (the whole board) for scripts and other tools.
+more files) and JSON (the whole board, versioned, with its provenance) for scripts and other tools.
 
 CSV text cells go through bench.leaderboard.escape.csv_cell, so no name opens as a spreadsheet formula; numbers
 are written as numbers. JSON is safe as it is (json.dumps).
@@ -15,6 +15,7 @@ from typing import Any
 
 from bench.leaderboard.board import Board
 from bench.leaderboard.escape import csv_cell
+from bench.leaderboard.provenance import SCHEMA_VERSION, provenance
 from bench.leaderboard.text import selection_text, statistics_tables
 
 CSV_FIELDS = ["block", "method", "column", "kind", "metric", "mean", "std", "seeds", "place", "not_worse_than_best",
@@ -87,9 +88,18 @@ def render_metrics_csv(board: Board) -> str:
     return _csv(METRIC_FIELDS, _metric_records(board))
 
 
+def _grid_points(board: Board, task: str, method: str) -> list[dict[str, Any]]:
+    """Every grid run behind a selection: lr, weight decay, val score (None: diverged or pruned), status, run key."""
+    detail = board.details.get((task, method))
+    return [{"lr": p.lr, "weight_decay": p.wd, "val_score": _num(p.score), "status": p.status, "key": p.key}
+            for p in (detail.grid if detail is not None else ())]
+
+
 def render_json(board: Board) -> str:
     across = board.across
     payload = {
+        "schema_version": SCHEMA_VERSION,
+        "provenance": provenance(board),
         "name": board.name,
         "columns": [{"key": c.key, "label": c.label, "kind": c.kind, "metric": c.metric} for c in board.columns],
         "cells": _records(board),
@@ -123,8 +133,8 @@ def render_json(board: Board) -> str:
                          for r in board.reproduction],
         "no_mean": board.no_mean,
         "groups": board.groups,
-        "hparams": [{**record, "hparams": h.hparams} for record, h in zip(_hparam_records(board), board.hparams,
-                                                                         strict=True)],
+        "hparams": [{**record, "hparams": h.hparams, "grid": _grid_points(board, h.task, h.method)}
+                    for record, h in zip(_hparam_records(board), board.hparams, strict=True)],
         "metrics": _metric_records(board),
         "figures": sorted(board.plots),
         "figures_not_drawn": board.skipped_plots,

@@ -6,11 +6,14 @@ takes. An identifier without an entry is shown as it is (the renderer escapes it
 
 from __future__ import annotations
 
+import re
+
 METHODS = {
     "no_share": "No-share", "simple_share": "Simple-share", "deep_share": "Deep-share",
     "no_share_shallow": "No-share (shallow)", "simple_share_shallow": "Simple-share (shallow)",
     "deep_share_shallow": "Deep-share (shallow)", "vpt_deep": "VPT-deep", "vpt_shallow": "VPT-shallow",
     "full_ft": "Full FT", "linear": "Linear", "lora": "LoRA", "adapter": "Adapter", "bitfit": "BitFit",
+    "ia3": "(IA)³", "prompt_tuning": "Prompt tuning",
 }
 # The tail of a task identifier (after the last '/'): VTAB-1k as VPT's tables print it, FGVC, NLG, the mini suites.
 TASKS = {
@@ -26,6 +29,7 @@ TASKS = {
     "novel_shapes": "Novel shapes", "counting": "Counting", "orientation": "Orientation",
 }
 METRICS = {"top1": "Top-1 (%)", "ROUGE_L": "ROUGE-L", "ROUGE-L": "ROUGE-L", "CIDEr": "CIDEr"}
+LOWER_IS_BETTER = {"TER"}  # error rates (also their _seen / _unseen variants): marked with an arrow, never bolded
 
 
 def method(name: str) -> str:
@@ -46,5 +50,10 @@ def group(name: str) -> str:
     return name[:1].upper() + name[1:]
 
 
+def lower_is_better(name: str) -> bool:
+    return re.split(r"[_-]", name, maxsplit=1)[0] in LOWER_IS_BETTER
+
+
 def metric(name: str) -> str:
-    return METRICS.get(name, name)
+    """'ROUGE_L' -> 'ROUGE-L'; an error rate gets a down arrow: 'TER' -> 'TER ↓'."""
+    return METRICS.get(name, name) + (" ↓" if lower_is_better(name) else "")

@@ -1,5 +1,5 @@
 r"""The leaderboard's figures as deterministic SVG and PDF: Pareto front, group bars, per-task seed points, learning
-curves, lr x weight-decay heat maps and the critical-difference diagram.
+curves, lr x weight-decay heat maps, one-axis grid lines and the critical-difference diagram.
 
 Same inputs -> byte-identical files in any process: a fixed SVG hash salt, no date, creator or producer in either
 format's metadata, text kept as text in SVG (fonttype none, so names stay searchable in the HTML page) and as
@@ -11,6 +11,7 @@ objects only (no pyplot global state).
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]  # Okabe-Ito
 LINESTYLES = ["-", "--", ":", "-."]
 MARKERS = ["o", "s", "^", "D"]
+HATCHES = [None, "////", "....", "xxxx"]  # bars of the 9th to 16th method, ...: the 8 colours again, hatched
 RC: dict[str, Any] = {"svg.hashsalt": "peft-bench", "svg.fonttype": "none", "pdf.fonttype": 42,
                       "path.simplify": False, "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
                       "text.usetex": False}
@@ -81,6 +83,17 @@ class HeatPanel:
     selected: tuple[float, float] | None
 
 
+@dataclass(frozen=True)
+class GridPanel:
+    """One task's one-axis grids: per method (values of the searched axis, val score per value, None where the run
+    diverged or was pruned; the selected value)."""
+
+    title: str
+    axis: str  # "lr" or "weight decay"
+    ylabel: str
+    lines: Mapping[str, tuple[Sequence[float], Sequence[float | None], float | None]]
+
+
 def style(index: int) -> dict[str, Any]:
     """Colour, line style and marker of the index-th method: 8 colours, then the next line style / marker."""
     return {"color": PALETTE[index % len(PALETTE)], "linestyle": LINESTYLES[(index // len(PALETTE)) % 4],
@@ -129,6 +142,22 @@ def _plain_log_ticks(axis: Any, decades: float) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def _zero_tick(axes: Any, floor: float, smallest: float) -> None:
+    """Points at 0 % sit at `floor` on the log axis: label that position "0", drop the ticks between it and the
+    smallest positive value (they would give those points a count they do not have) and mark the break."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    low, high = axes.get_xlim()
+    ticks = [t for t in axes.xaxis.get_major_locator().tick_values(low, high)
+             if smallest / 1.6 <= t <= high]
+    axes.xaxis.set_major_locator(FixedLocator([floor, *ticks]))
+    axes.xaxis.set_minor_locator(NullLocator())
+    axes.xaxis.set_major_formatter(lambda value, _: "0" if value == floor else f"{value:g}")
+    middle = math.sqrt(floor * smallest)
+    axes.text(middle, 0, "//", transform=axes.get_xaxis_transform(), ha="center", va="center", fontsize=8,
+              clip_on=False, backgroundcolor="white")
+
+
 def _grid(count: int, columns: int) -> tuple[int, int]:
     columns = max(1, min(columns, count))
     return math.ceil(count / columns), columns
@@ -162,16 +191,24 @@ def _overlap(a: Any, b: Any) -> float:
     return width * height if width > 0 and height > 0 else 0.0
 
 
-def place_labels(axes: Any, xy: Sequence[tuple[float, float]], labels: Sequence[str], fontsize: float = 7) -> None:
+def place_labels(axes: Any, xy: Sequence[tuple[float, float]], labels: Sequence[str], fontsize: float = 7,
+                 lines: Sequence[tuple[float, float, float, float]] = ()) -> None:
     """Label every point without overlaps where possible: for each label (highest point first), the first of a
-    fixed list of positions around its point that overlaps no placed label, no point and stays inside the axes;
-    further positions get a thin leader line; if none is free, the least-overlapping one. Deterministic."""
+    fixed list of positions around its point that overlaps no placed label, no point, no drawn line (`lines`:
+    horizontal or vertical segments x0, y0, x1, y1 in data coordinates, such as error bars and the Pareto step
+    line) and stays inside the axes; further positions get a thin leader line; if none is free, the
+    least-overlapping one. Deterministic."""
     from matplotlib.transforms import Bbox
 
     figure = axes.figure
     renderer = _renderer(figure)
     shown = axes.transData.transform(list(xy)) if xy else []
     marks = [Bbox.from_bounds(px - 4, py - 4, 8, 8) for px, py in shown]
+    bars = []
+    for x0, y0, x1, y1 in lines:
+        (px0, py0), (px1, py1) = axes.transData.transform([(x0, y0), (x1, y1)])
+        bars.append(Bbox.from_extents(min(px0, px1) - 2.5, min(py0, py1) - 2.5, max(px0, px1) + 2.5,
+                                      max(py0, py1) + 2.5))
     frame = axes.get_window_extent(renderer)
     placed: list[Any] = []
     order = sorted(range(len(xy)), key=lambda i: (-xy[i][1], xy[i][0], labels[i]))
@@ -185,7 +222,7 @@ def place_labels(axes: Any, xy: Sequence[tuple[float, float]], labels: Sequence[
             outside = (max(0.0, frame.x0 - box.x0) + max(0.0, box.x1 - frame.x1) + max(0.0, frame.y0 - box.y0)
                        + max(0.0, box.y1 - frame.y1)) * 1000
             cost = outside + sum(_overlap(box, other) for other in placed) + sum(
-                _overlap(box, mark) for j, mark in enumerate(marks) if j != i)
+                _overlap(box, mark) for j, mark in enumerate(marks) if j != i) + sum(_overlap(box, bar) for bar in bars)
             if best is None or cost < best[0]:
                 best = (cost, n, (dx, dy, ha, va, box))
             if cost == 0:
@@ -222,6 +259,8 @@ def _pareto_axes(axes: Any, points: Sequence[Point], xlabel: str, ylabel: str, t
     left, right = min(p.params for p in clipped), max(p.params for p in clipped)
     axes.set_xlim(left / 2.5, right * 2.5)
     _plain_log_ticks(axes.xaxis, math.log10(right * 6.25 / left))
+    if positive and any(p.params <= 0 for p in points):
+        _zero_tick(axes, floor, min(positive))
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     if title:
@@ -231,11 +270,16 @@ def _pareto_axes(axes: Any, points: Sequence[Point], xlabel: str, ylabel: str, t
 
 
 def _label_points(axes: Any, points: Sequence[Point]) -> None:
-    """After the layout is final (label positions are measured on the page)."""
+    """After the layout is final (label positions are measured on the page). Labels keep off the error bars and
+    the Pareto step line."""
     positive = [p.params for p in points if p.params > 0]
     floor = min(positive) / 3 if positive else 1e-3
-    place_labels(axes, [(max(p.params, floor), p.score) for p in points],
-                 [p.label + (" (0 %)" if p.params <= 0 else "") for p in points])
+    xy = [(max(p.params, floor), p.score) for p in points]
+    bars = [(x, y - p.std, x, y + p.std) for (x, y), p in zip(xy, points, strict=True) if p.std]
+    on_front = set(pareto_front([(p.label, x, y) for (x, y), p in zip(xy, points, strict=True)]))
+    front = sorted((x, y) for (x, y), p in zip(xy, points, strict=True) if p.label in on_front)
+    steps = [seg for (xa, ya), (xb, yb) in itertools.pairwise(front) for seg in ((xa, ya, xb, ya), (xb, ya, xb, yb))]
+    place_labels(axes, xy, [p.label + (" (0 %)" if p.params <= 0 else "") for p in points], lines=[*bars, *steps])
 
 
 def pareto(panels: Sequence[ParetoPanel], *,
@@ -276,7 +320,7 @@ def _bars(figure: Any, methods: Sequence[str], groups: Mapping[str, Sequence[flo
     width = 0.8 / max(1, len(methods))
     axes = figure.add_subplot()
     for m in range(len(methods)):  # one bar and one error-bar call per method (hundreds of bars stay fast)
-        colour, hatch = PALETTE[m % len(PALETTE)], "//" if m >= len(PALETTE) else None
+        colour, hatch = PALETTE[m % len(PALETTE)], HATCHES[(m // len(PALETTE)) % len(HATCHES)]
         xs = [g - 0.4 + (m + 0.5) * width for g in range(len(names))]
         values = [groups[name][m] for name in names]
         for x, value in zip(xs, values, strict=True):
@@ -284,14 +328,16 @@ def _bars(figure: Any, methods: Sequence[str], groups: Mapping[str, Sequence[flo
                 axes.text(x, 0, "–", ha="center", va="bottom", fontsize=7)
         shown = [(x, v) for x, v in zip(xs, values, strict=True) if v is not None]
         if shown:
-            axes.bar([x for x, _ in shown], [v for _, v in shown], width=width, color=colour, hatch=hatch)
+            axes.bar([x for x, _ in shown], [v for _, v in shown], width=width, color=colour, hatch=hatch,
+                     edgecolor="white", linewidth=0)  # the hatch takes the edge colour: white lines on the colour
         spread = [(x, v, e) for x, v, name in zip(xs, values, names, strict=True)
                   if v is not None and errors is not None and (e := errors[name][m])]
         if spread:
             axes.errorbar([x for x, _, _ in spread], [v for _, v, _ in spread], yerr=[e for _, _, e in spread],
                           fmt="none", ecolor="#333333", elinewidth=0.7, capsize=1.5)
     # The legend is built from every method, so a method missing from the first group is still listed.
-    handles = [Patch(facecolor=PALETTE[m % len(PALETTE)], hatch="//" if m >= len(PALETTE) else None, label=method)
+    handles = [Patch(facecolor=PALETTE[m % len(PALETTE)], hatch=HATCHES[(m // len(PALETTE)) % len(HATCHES)],
+                     edgecolor="white", linewidth=0, label=method)
                for m, method in enumerate(methods)]
     rotate = len(names) > 6 or max((len(n) for n in names), default=0) > 16
     axes.set_xticks(range(len(names)), names, rotation=30 if rotate else 0, ha="right" if rotate else "center")
@@ -390,13 +436,16 @@ def learning_curves(panels: Sequence[CurvePanel], methods: Sequence[str]) -> Ren
                     look = style(index[method])
                     val_axes.plot(list(epochs), list(values), color=look["color"], linestyle=look["linestyle"],
                                   marker=look["marker"], markersize=3, linewidth=1.1)
-                val_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-                val_axes.set_ylabel(panel.val_label)
-                val_axes.set_xlabel("Epoch")
-                val_axes.grid(alpha=0.3)
-                if not panel.val:
-                    val_axes.text(0.5, 0.5, "no val evaluations recorded", transform=val_axes.transAxes,
-                                  ha="center", va="center", fontsize=7, color="#666666")
+                if panel.val:
+                    val_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+                    val_axes.set_ylabel(panel.val_label)
+                    val_axes.set_xlabel("Epoch")
+                    val_axes.grid(alpha=0.3)
+                else:  # an empty frame would read as a plot of nothing: say it in words instead
+                    val_axes.set_axis_off()
+                    val_axes.text(0.5, 0.5, f"{panel.val_label}: no per-epoch val evaluations recorded",
+                                  transform=val_axes.transAxes, ha="center", va="center", fontsize=7, color="#666666")
+                    loss_axes.set_xlabel("Epoch")
             else:
                 loss_axes.set_xlabel("Epoch")
         from matplotlib.lines import Line2D
@@ -458,6 +507,53 @@ def heatmaps(title: str, panels: Sequence[HeatPanel], *, metric: str = "val scor
                 axes.spines[side].set_visible(True)
         figure.suptitle(f"{title}: {metric} per grid point (box: selected)", fontsize=9)
         figure.tight_layout()
+        return _render(figure)
+
+
+# One-axis grids ---------------------------------------------------------------------------------------------------
+
+
+def grid_lines(panels: Sequence[GridPanel], methods: Sequence[str]) -> Rendered:
+    """Per task, the val score of every grid point of the methods whose grid searched one axis: the axis's values
+    evenly spaced (methods with their own lr range share one axis), a line per method, a ring on the selected
+    point, an x at the bottom where a run diverged or was pruned. One legend for all panels."""
+    from matplotlib.lines import Line2D
+
+    index = {method: i for i, method in enumerate(methods)}
+    shown = [m for m in methods if any(m in p.lines for p in panels)]
+    rows, columns = _grid(len(panels), 3)
+    legend_rows = math.ceil(len(shown) / 5)
+    with _figure(4.2 * columns, 2.9 * rows + 0.3 + 0.18 * legend_rows) as figure:
+        for n, panel in enumerate(panels):
+            axes = figure.add_subplot(rows, columns, n + 1)
+            values = sorted({x for xs, _, _ in panel.lines.values() for x in xs})
+            place = {x: i for i, x in enumerate(values)}
+            failed = []
+            for method, (xs, scores, selected) in panel.lines.items():
+                look = style(index[method])
+                done = [(place[x], y) for x, y in zip(xs, scores, strict=True) if y is not None]
+                if done:
+                    axes.plot([x for x, _ in done], [y for _, y in done], color=look["color"],
+                              linestyle=look["linestyle"], marker=look["marker"], markersize=4, linewidth=1.1)
+                ring = [(place[x], y) for x, y in zip(xs, scores, strict=True) if x == selected and y is not None]
+                if ring:
+                    axes.scatter(*zip(*ring, strict=True), s=90, facecolors="none", edgecolors=look["color"],
+                                 linewidths=1.4, zorder=4)
+                failed += [(place[x], look["color"]) for x, y in zip(xs, scores, strict=True) if y is None]
+            if failed:
+                axes.scatter([x for x, _ in failed], [0.0] * len(failed), c=[c for _, c in failed], marker="x",
+                             s=30, transform=axes.get_xaxis_transform(), clip_on=False, zorder=4)
+            axes.set_xticks(range(len(values)), [f"{v:g}" for v in values], fontsize=7)
+            axes.set_xlim(-0.4, len(values) - 0.6)
+            axes.set_xlabel(panel.axis + (" (x: diverged or pruned)" if failed else ""))
+            axes.set_ylabel(panel.ylabel)
+            axes.set_title(panel.title, fontsize=9)
+            axes.grid(alpha=0.3)
+        handles = [Line2D([], [], label=m, color=style(index[m])["color"], linestyle=style(index[m])["linestyle"],
+                          marker=style(index[m])["marker"], markersize=4) for m in shown]
+        figure.legend(handles=handles, loc="upper center", ncol=min(5, len(shown)), frameon=False, fontsize=7,
+                      bbox_to_anchor=(0.5, 1.0))
+        figure.tight_layout(rect=(0, 0, 1, 1 - (0.2 + 0.18 * legend_rows) / figure.get_figheight()))
         return _render(figure)
 
 

@@ -1,5 +1,5 @@
 """Which differences in a leaderboard are real: per-task paired tests against the best method, and across-task
-rank tests (reference/metrics.md §6, reference/statistics.md).
+rank tests (docs/leaderboards.md).
 
 Per task, every method is compared with the task's best on the same test items, with all seeds: a paired
 bootstrap over items with seeds resampled (default), exact McNemar per matched seed combined with Fisher's method

@@ -85,6 +85,7 @@ def caption(board: Board) -> str:
         if metrics == ["top1"]
         else "Test scores (top-1 % for vision tasks; the metric in the column header for language tasks)"
     )
+    # Groups of one task have no column, and with only those the mean of the group means is the plain mean.
     grouped = any(c.kind == "group" for c in board.columns)
     if board.mean_index is not None:
         means = "Means are unweighted and shown only when every task they need is present" + (
@@ -144,10 +145,10 @@ def hparams_table(board: Board) -> StatsTable | None:
         for h in board.hparams
     ]
     rules = sorted({h.rule for h in board.hparams if h.metric is not None})
-    note = (
-        "lr: the base learning rate of the grid (before any batch-size scaling); wd: weight decay. Selected by: "
-        "the grid search on val (train split only), then the final seeds train at that point; val score: the "
-        "selected grid run's."
+    note = "lr: the base learning rate of the grid (before any batch-size scaling); wd: weight decay. " + (
+        "Selected by: the grid search on val (train split only), then the final seeds train at that point; val "
+        "score: the selected grid run's." if rules else
+        "Selected by: how the point was chosen; no grid was searched here, so there is no val score."
     )
     if rules:
         note += " Rule: " + "; ".join(rules) + "."
@@ -184,6 +185,8 @@ def metrics_tables(board: Board) -> list[StatsTable]:
             f"The leaderboard ranks on {names.metric(table.primary)}; the others are computed on the same "
             "outputs and never averaged with it."
         )
+        if any(names.lower_is_better(m) for m in table.metrics):
+            note += " ↓: lower is better (an error rate)."
         out.append(
             StatsTable(f"All test metrics: {table.task}", ["Method", *map(names.metric, table.metrics)], rows, note)
         )

@@ -1,4 +1,4 @@
-"""Language metrics that reproduce the official evaluation scripts offline (reference/metrics.md).
+"""Language metrics that reproduce the official evaluation scripts offline.
 
 `score(suite, hypotheses, references, groups)` runs one suite:
 

@@ -15,7 +15,7 @@ def metric_info(suite: str) -> Any:
 
     return evaluate.MetricInfo(
         description=f"peft-bench '{suite}' metric suite, reproducing the official evaluation script offline.",
-        citation="See bench/metrics and reference/metrics.md of peft-bench.",
+        citation="See bench/metrics and docs/parity.md of peft-bench.",
         inputs_description=("predictions: list of strings; references: list of lists of strings; "
                             "groups (webnlg2017, optional): 'seen' / 'unseen' per item."),
         features=datasets.Features({"predictions": datasets.Value("string"),

@@ -1,7 +1,7 @@
 """METEOR 1.5 (the jar shipped in pycocoevalcap) as one Java process per scoring call, always shut down.
 
 The process runs in `-stdio -l en -norm` mode, like pycocoevalcap's Meteor class (E2E) and like file mode with
-`-r N` (WebNLG, DART: same value, reference/metrics.md §2): SCORE gives an item's sufficient statistics, EVAL
+`-r N` (WebNLG, DART: same value): SCORE gives an item's sufficient statistics, EVAL
 aggregates any list of them into the corpus score. The statistics are what `per_item["METEOR"]` stores.
 """
 

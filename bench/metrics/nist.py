@@ -1,7 +1,7 @@
 """NIST as E2E's pymteval.NISTScore computes it (measure_scores.py -p), and the edited mteval-v13a-sig.pl variant.
 
 No library matches the E2E script on multi-reference data (NLTK and HF nist_mt score each sentence against one
-reference), so this is an own implementation (reference/metrics.md §4). Tokens: mteval 13a, lowercased.
+reference), so this is an own implementation. Tokens: mteval 13a, lowercased.
 
 Per-item statistics: [hyp_len, mean_ref_len, ref_words, nonempty_refs, info_1..info_5], where info_n is the
 information-weighted count of clipped hypothesis n-gram matches. The information weights come from all references

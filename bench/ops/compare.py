@@ -87,8 +87,8 @@ def compare_stores(
     a: Path, b: Path, tasks: list[str] | None = None, alpha: float = 0.05, resamples: int = 1000, seed: int = 12345
 ) -> StoreComparison:
     out = StoreComparison(Path(a), Path(b), alpha)
-    records_a = {r["key"]: r for r in read_records(Path(a), tasks, None)}
-    records_b = {r["key"]: r for r in read_records(Path(b), tasks, None)}
+    records_a = {r["key"]: r for r in read_records(Path(a), tasks, None, protocol=None)}
+    records_b = {r["key"]: r for r in read_records(Path(b), tasks, None, protocol=None)}
     out.machines = {
         str(a): sorted({_machine(r) for r in records_a.values()}),
         str(b): sorted({_machine(r) for r in records_b.values()}),

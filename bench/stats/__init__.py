@@ -1,6 +1,6 @@
 """Significance tests for comparing PEFT methods across test items, seeds and tasks (numpy / scipy only).
 
-Which test for which question (reference/statistics.md):
+Which test for which question (docs/leaderboards.md):
 - one task, per-item outputs stored: paired_bootstrap (items x seeds, CI; paired_bootstrap_many: one system
   against several), paired_randomization (one run each), sacrebleu_paired_bleu (BLEU exactly as sacrebleu's
   PairedTest; bleu_from_stats as a `score`), mcnemar_exact /

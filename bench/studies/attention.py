@@ -156,7 +156,7 @@ def _analyze_text(record: dict[str, Any], task: Any, trained: dict[str, torch.Te
                     "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
                     "labels": torch.tensor([labels]),
                 }
-                batcher.loss(model, batch, autocast=False)  # one teacher-forced forward pass
+                batcher.loss(model, batch, precision="fp32")  # one teacher-forced forward pass
                 for layer, prefix, probs in backbone.attention_record:
                     positions[layer] = prefix
                     sums[layer] += probs[0, :, :, :prefix].sum(-1).mean(-1).double()  # (heads,)

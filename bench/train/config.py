@@ -41,6 +41,32 @@ class MethodSettings:
 
 
 @dataclass(frozen=True)
+class Smoke:
+    """A quick check (`bench run --limit N --epochs E`), never a benchmark result: at most `limit` examples of every
+    split a run reads (a fixed seeded choice, bench.data.subsets.smoke_subset) and `epochs` epochs instead of the
+    task's / method's, the warm-up shortened in proportion (floor(warmup * E / epochs)). Part of the run's
+    identity and record (`run.smoke`), so a smoke run never shares a record or a leaderboard cell with a protocol
+    run."""
+
+    limit: int | None = None
+    epochs: int | None = None
+
+    def identity(self) -> dict[str, int | None]:
+        return {"limit": self.limit, "epochs": self.epochs}
+
+    def describe(self) -> str:
+        """'smoke (limit 10, 1 epoch)'."""
+        parts = [f"limit {self.limit}"] if self.limit is not None else []
+        if self.epochs is not None:
+            parts.append(f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}")
+        return f"smoke ({', '.join(parts)})"
+
+    def examples(self, count: int) -> int:
+        """How many of `count` examples of a split a smoke run reads."""
+        return count if self.limit is None else min(count, self.limit)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one run needs; `identity()` is what its key hashes."""
 
@@ -58,12 +84,14 @@ class RunConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast): bf16 and fp32 runs never share a record
     method_code: str = ""  # bench.identity.code_identity of the method class
     chosen_by: dict[str, Any] | None = None  # final runs: how the point was chosen (val, the spec, --set values)
+    smoke: Smoke | None = None  # --limit / --epochs; part of the identity only when set
 
     def describe(self) -> str:
         shown = {**{k: self.optim[k] for k in OPTIM_KEYS}, **self.hparams}
         text = " ".join(f"{k}={v}" for k, v in shown.items())
         fraction = f" data_fraction={self.data_fraction:g}" if self.data_fraction else ""
         fraction += f" train_examples={self.train_examples}" if self.train_examples else ""
+        fraction += f" {self.smoke.describe()}" if self.smoke else ""
         return f"{self.task.name} {self.method} {self.stage} seed={self.seed}{fraction} {text}"
 
     def identity(self, data_fingerprints: dict[str, str]) -> dict[str, Any]:
@@ -91,6 +119,7 @@ class RunConfig:
             **({"grid_prune": self.grid_prune} if self.grid_prune else {}),
             **({"data_fraction": self.data_fraction} if self.data_fraction else {}),
             **({"train_examples": self.train_examples} if self.train_examples else {}),
+            **({"smoke": self.smoke.identity()} if self.smoke else {}),
         }
 
 

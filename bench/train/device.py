@@ -53,3 +53,22 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def task_precision(task_value: str, run_value: str, device_type: str) -> str:
+    """The precision a run trains in: the task's protocol.precision when it fixes one (the paper profile: fp32, or
+    fp16 for BART as apex O1 ran it), else the run options' (bf16 autocast on CUDA, fp32 on CPU). Reduced
+    precision exists on CUDA only, so on the CPU every value is fp32."""
+    chosen = run_value if task_value == "auto" else task_value
+    return chosen if device_type == "cuda" else "fp32"
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast type of a precision name; None: no autocast (fp32)."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+
+def autocast(device: torch.device, precision: str) -> Any:
+    """torch.autocast for the precision (disabled for fp32)."""
+    dtype = autocast_dtype(precision)
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)

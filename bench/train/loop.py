@@ -124,7 +124,9 @@ def train(
     optimizer = modality.optimizer(model, optim)
     trainable = [p for p in model.parameters() if p.requires_grad]
     steps_per_epoch = modality.steps_per_epoch(data, optim)
-    epochs, autocast = optim["epochs"], options.precision == "bf16"
+    epochs, precision = optim["epochs"], config.precision
+    # fp16 autocast needs loss scaling (what apex O1 / torch.cuda.amp did); bf16 and fp32 do not.
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     history: list[dict[str, Any]] = []
     start_epoch, step, resumed_from, elapsed_before = 0, 0, None, 0.0
@@ -135,6 +137,8 @@ def train(
         model.load_state_dict(state["model"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         restore_rng_state(state["rng"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         history, start_epoch = list(state["history"]), int(state["epoch"]) + 1
         step, best = int(state.get("step", start_epoch * steps_per_epoch)), state.get("best")
         resumed_from, elapsed_before = start_epoch, float(state["elapsed"])
@@ -167,12 +171,14 @@ def train(
         for index, batch in enumerate(modality.batches(data, optim, generator, device)):
             lr = modality.learning_rate(optim, epoch, step, steps_per_epoch)
             set_lr(optimizer, lr)
-            result = modality.step(net, data, batch, autocast, device)
+            result = modality.step(net, data, batch, precision, device)
             optimizer.zero_grad(set_to_none=True)
-            result.loss.backward()
+            scaler.scale(result.loss).backward()
             if optim.get("grad_clip") is not None:
+                scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(trainable, optim["grad_clip"])
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             faults.point("train_step")
             step += 1
             loss = result.loss.detach()
@@ -223,6 +229,7 @@ def train(
                     "step": step,
                     "best": best,
                     "rng": rng_state(),
+                    **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
                     "elapsed": elapsed_before + time.time() - started,
                 },
             )

@@ -67,6 +67,18 @@ class Modality(ABC):
                        point: dict[str, Any]) -> dict[str, Any]:
         """The optimisation settings of one grid point (the `optim` section of a run's identity)."""
 
+    def smoke_optim(self, optim: dict[str, Any], epochs: int) -> dict[str, Any]:
+        """The optimisation settings of a smoke run (--epochs E): E epochs, and every warm-up length (`warmup_*`:
+        epochs or steps) shortened in proportion, floor(warmup * E / epochs), so a 1-epoch run still trains."""
+        planned = optim["epochs"]
+        shortened = {name: value * epochs // planned for name, value in optim.items()
+                     if name.startswith("warmup_") and isinstance(value, int) and not isinstance(value, bool)}
+        return {**optim, **shortened, "epochs": epochs}
+
+    def smoke_warning(self, task: AnyTaskSpec, limit: int) -> str | None:
+        """Why --limit N makes a poor quick check on this task (a warning, not an error; None when it is fine)."""
+        return None
+
     # -- identity and data ----------------------------------------------------------------------------------
     @abstractmethod
     def data_status(self, task: AnyTaskSpec) -> DataStatus:
@@ -83,6 +95,10 @@ class Modality(ABC):
     def data_present(self, task: AnyTaskSpec) -> bool:
         """Whether every split's files are in place (the dry run lists the tasks whose data is not)."""
         return all(size is not None for size in self.split_sizes(task).values())
+
+    def protocol_summary(self, task: AnyTaskSpec) -> str:
+        """What the dry run says about the task's modality-specific protocol switches ('' when none)."""
+        return ""
 
     def backbone_cost(self, task: AnyTaskSpec) -> tuple[int, float] | None:
         """(backbone parameters, forward FLOPs per example) for the dry run's estimate (None: not estimated)."""
@@ -126,8 +142,9 @@ class Modality(ABC):
         """One epoch's training batches, drawn only from `generator` (so a resumed epoch sees the same ones)."""
 
     @abstractmethod
-    def step(self, net: Any, data: Any, batch: Any, autocast: bool, device: torch.device) -> StepResult:
-        """Forward one batch and compute its loss (no backward, no optimizer step: the loop owns those)."""
+    def step(self, net: Any, data: Any, batch: Any, precision: str, device: torch.device) -> StepResult:
+        """Forward one batch (autocast to `precision`: fp32, bf16 or fp16) and compute its loss (no backward, no
+        optimizer step: the loop owns those)."""
 
     @abstractmethod
     def epoch_entry(self, epoch: int, lr: float, sums: dict[str, float], examples: int) -> dict[str, Any]:

@@ -32,6 +32,7 @@ class PeftModel(nn.Module):
     """
 
     inputs_are_features = False  # set by the vision modality when it feeds cached backbone features (linear probing)
+    backbone_dropout = False  # set by the language modality for protocol.backbone_mode 'train'
 
     def __init__(self, backbone: Any, method: Method, num_classes: int | None = None) -> None:
         super().__init__()
@@ -60,7 +61,7 @@ class PeftModel(nn.Module):
 
     def train(self, mode: bool = True) -> PeftModel:
         super().train(mode)
-        if mode and not self.trains_backbone:
+        if mode and not self.trains_backbone and not self.backbone_dropout:
             self.backbone.eval()  # no backbone dropout for PEFT methods (VPT / ReparamPrefix behaviour)
         return self
 

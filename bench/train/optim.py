@@ -1,6 +1,6 @@
 """Optimizer, weight-decay groups and the per-epoch learning-rate schedule of the paper's vision protocol.
 
-Rules (reference/paper-facts.md §3.1): lr = base_lr × batch / 256; linear warm-up from 0 then cosine,
+Rules (docs/parity.md): lr = base_lr × batch / 256; linear warm-up from 0 then cosine,
 stepped once per epoch (epoch 0 runs at lr 0 when there is warm-up); weight decay on every trainable
 tensor except the head bias (SGD); AdamW skips every bias, as VPT's AdamW path does (its "LayerNorm.weight"
 exclusion never matches the ViT's norm names, so norm weights, cls token and position embedding are decayed).

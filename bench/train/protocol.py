@@ -18,7 +18,7 @@ from bench.errors import BenchError
 from bench.method import GridValue, Method
 from bench.spec import AnyTaskSpec
 from bench.store import RunStore
-from bench.train.config import OPTIM_KEYS, MethodSettings, RunConfig, RunOptions
+from bench.train.config import OPTIM_KEYS, MethodSettings, RunConfig, RunOptions, Smoke
 from bench.train.loop import FRESH, execute_run
 from bench.train.modality import modality_for
 
@@ -96,6 +96,7 @@ def make_config(
     train_examples: int | None = None,
     precision: str = "fp32",
     chosen_by: dict[str, Any] | None = None,
+    smoke: Smoke | None = None,
 ) -> RunConfig:
     from bench.identity import code_identity
 
@@ -103,6 +104,8 @@ def make_config(
     full_hparams = method_cls.parse_hparams(hparams).model_dump(mode="json")
     stage_spec = task.protocol.grid_stage if stage == "grid" else task.protocol.final_stage
     optim = modality_for(task).optim_settings(task, method_cls.name, settings, point)
+    if smoke is not None and smoke.epochs is not None:
+        optim = modality_for(task).smoke_optim(optim, smoke.epochs)
     return RunConfig(
         task,
         method_cls.name,
@@ -118,6 +121,7 @@ def make_config(
         precision,
         code_identity(method_cls),
         chosen_by if stage == "final" else None,
+        smoke,
     )
 
 
@@ -175,18 +179,23 @@ class TaskResult:
     final: list[dict[str, Any]]
     metric: str = "top1"
     complete: bool = True  # every requested run has a record (False: held by other workers or other shards)
+    smoke: Smoke | None = None  # --limit / --epochs: a quick check, labelled as such
 
     def test_scores(self) -> list[float]:
         return [r["metrics"][self.metric] for r in self.final if r["status"] == "completed"]
 
-    def summary(self) -> str:
+    def summary(self, variant: str = "") -> str:
+        """One line: the test score over the final seeds, then the variant (e.g. 'data fraction 0.5'), then the
+        smoke label when the runs were a quick check."""
         scores = self.test_scores()
+        label = f" ({variant})" if variant else ""
+        label += f" [{self.smoke.describe()}: a quick check, not a benchmark result]" if self.smoke else ""
         if not scores:
-            return f"{self.task} {self.method}: no final runs"
+            return f"{self.task} {self.method}: no final runs{label}"
         std = statistics.stdev(scores) if len(scores) > 1 else 0.0
         mean = statistics.mean(scores)
         shown = "top-1" if self.metric == "top1" else self.metric
-        return f"{self.task} {self.method}: test {shown} {mean:.2f} ± {std:.2f} over {len(scores)} seeds"
+        return f"{self.task} {self.method}: test {shown} {mean:.2f} ± {std:.2f} over {len(scores)} seeds{label}"
 
 
 def run_protocol(
@@ -201,6 +210,7 @@ def run_protocol(
     grid_prune: bool = False,
     data_fraction: float | None = None,
     train_examples: int | None = None,
+    smoke: Smoke | None = None,
 ) -> TaskResult:
     """Run the requested stages for one (task, method); finished runs are reused, never repeated.
 
@@ -208,7 +218,8 @@ def run_protocol(
     is then marked incomplete, and the final stage waits until the whole grid is recorded. `grid_prune` runs
     the grid under successive halving (bench.train.pruning); its grid and final runs are marked as such.
     `data_fraction` < 1 trains every run (grid and final) on a nested class-balanced subset of its training
-    splits (bench.data.subsets); selection then happens at that fraction, as a sample-efficiency study needs."""
+    splits (bench.data.subsets); selection then happens at that fraction, as a sample-efficiency study needs.
+    `smoke` (--limit / --epochs) makes every run, grid and final, a quick check on fewer examples and epochs."""
     from tqdm import tqdm
 
     settings = method_settings(task, method_cls, overrides)
@@ -248,6 +259,7 @@ def run_protocol(
                 data_fraction,
                 train_examples,
                 options.precision,
+                smoke=smoke,
             )
             for p in points
         ]
@@ -288,7 +300,7 @@ def run_protocol(
                 task.name,
                 method_cls.name,
             )
-            return TaskResult(task.name, method_cls.name, None, [], task.primary_metric, complete=False)
+            return TaskResult(task.name, method_cls.name, None, [], task.primary_metric, complete=False, smoke=smoke)
         metric = task.primary_metric
         selection = {**select_on_val(records, metric), "chosen_by": chosen_by}
         if prune is not None:
@@ -296,12 +308,13 @@ def run_protocol(
             selection["grid_prune"] = prune_config
             selection["pruned"] = sum(r["status"] == "pruned" for r in records)
         log.info(
-            "selected for %s / %s: %s (val %s %.2f)",
+            "selected for %s / %s: %s (val %s %.2f)%s",
             task.name,
             method_cls.name,
             _point_text(selection["point"]),
             metric,
             selection[f"val_{metric}"],
+            f" [{smoke.describe()}]" if smoke else "",
         )
     final: list[dict[str, Any]] = []
     if "final" in stages and selection is not None:
@@ -323,6 +336,7 @@ def run_protocol(
                 train_examples,
                 options.precision,
                 chosen_by,
+                smoke,
             )
             if shard is not None and not shard.owns(config):
                 record = _existing(config, store, options)
@@ -334,7 +348,8 @@ def run_protocol(
                 complete = False
             else:
                 final.append(record)
-    return TaskResult(task.name, method_cls.name, selection, final, task.primary_metric, complete=complete)
+    return TaskResult(task.name, method_cls.name, selection, final, task.primary_metric, complete=complete,
+                      smoke=smoke)
 
 
 def _existing(config: RunConfig, store: RunStore, options: RunOptions) -> dict[str, Any] | None:
@@ -353,9 +368,11 @@ def _log_result(record: dict[str, Any]) -> None:
     run, metrics = record["run"], record["metrics"]
     name = metrics.get("primary", "top1")
     score = "diverged" if record["status"] != "completed" else f"{metrics['split']} {name} {metrics[name]:.2f}"
+    smoke = run.get("smoke")
+    label = f" [{Smoke(**smoke).describe()}]" if smoke else ""
     log.log(
         level,
-        "%s %s %s seed=%s %s: %s (%.1f s)",
+        "%s %s %s seed=%s %s: %s (%.1f s)%s",
         run["task"],
         run["method"],
         run["stage"],
@@ -363,4 +380,5 @@ def _log_result(record: dict[str, Any]) -> None:
         _point_text(point_of(record)),
         score,
         record["cost"]["wall_s"],
+        label,
     )

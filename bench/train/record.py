@@ -48,6 +48,8 @@ def build_record(
             **({"grid_prune": config.grid_prune} if config.grid_prune else {}),
             **({"data_fraction": config.data_fraction} if config.data_fraction else {}),
             **({"train_examples": config.train_examples} if config.train_examples else {}),
+            # A quick check (--limit / --epochs), never a benchmark result: leaderboards and exports leave it out.
+            **({"smoke": config.smoke.identity()} if config.smoke else {}),
         },
         "metrics": metrics,
         "history": history,

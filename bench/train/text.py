@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.data.subsets import smoke_subset
 from bench.data.text import TextItem, TextSplit, read_text_split
 from bench.data.tokenized import TokenizedPairs, tokenized
 from bench.errors import BenchError
@@ -28,6 +29,7 @@ from bench.method import Method
 from bench.spec import TextTaskSpec
 from bench.store import OUTPUTS, atomic_write_bytes
 from bench.train.config import RunConfig, RunOptions
+from bench.train.device import autocast
 from bench.train.modality import Evaluation, Modality, StepResult
 from bench.train.model import PeftModel
 
@@ -41,6 +43,10 @@ class TextBatcher:
         self.task = task
         self.tokenizer = backbone.tokenizer
         self.decoder_only = backbone.decoder_only
+        # protocol.format 'official' (GPT-2): Li & Liang's ' {src} {bos} ' + tgt + ' {eos}', a space before each
+        # special token; 'clean' has none.
+        self.official = task.protocol.format == "official"
+        self.space = " " if self.official else ""
 
     def _encode(self, text: str, limit: int, special: bool) -> list[int]:
         ids: list[int] = self.tokenizer(text, add_special_tokens=special, truncation=True,
@@ -53,8 +59,8 @@ class TextBatcher:
         out = []
         for source, target in pairs:
             if self.decoder_only:
-                src = self._encode(" " + source, protocol.max_source_tokens, special=False)
-                tgt = self._encode(" " + target, protocol.max_target_tokens, special=False)
+                src = self._encode(" " + source + self.space, protocol.max_source_tokens, special=False)
+                tgt = self._encode(" " + target + self.space, protocol.max_target_tokens, special=False)
                 bos, eos = self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
                 out.append(([*src, bos, *tgt, eos], [-100] * (len(src) + 1) + [*tgt, eos]))
             else:
@@ -68,7 +74,8 @@ class TextBatcher:
         """Names every setting `training_examples` reads, so the token cache is keyed by them."""
         protocol = self.task.protocol
         layout = "decoder-only" if self.decoder_only else "encoder-decoder"
-        return f"{layout}:src{protocol.max_source_tokens}:tgt{protocol.max_target_tokens}:v1"
+        official = ":official" if self.official else ""
+        return f"{layout}{official}:src{protocol.max_source_tokens}:tgt{protocol.max_target_tokens}:v1"
 
     def tokenized(self, split: TextSplit, options: RunOptions) -> TokenizedPairs:
         """The split's training pairs encoded once per machine (bench.data.tokenized), not at every run."""
@@ -90,12 +97,12 @@ class TextBatcher:
             ids, mask, labels = (t.to(device, non_blocking=pin) for t in tensors)
             yield {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
-    def loss(self, net: Any, batch: dict[str, torch.Tensor], autocast: bool) -> torch.Tensor:
+    def loss(self, net: Any, batch: dict[str, torch.Tensor], precision: str) -> torch.Tensor:
         """Token NLL: averaged over target tokens (token_mean) or summed per sequence, then averaged
         over sequences (sequence_sum, Li & Liang's objective_mode 1)."""
         labels = batch["labels"]
         device = labels.device
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        with autocast(device, precision):
             if self.decoder_only:
                 logits = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
                 logits, labels = logits[:, :-1], labels[:, 1:]
@@ -113,48 +120,125 @@ class TextBatcher:
             return nll.sum() / labels.shape[0]
         return nll.sum() / (labels != -100).sum().clamp(min=1)
 
+    def decoding(self, model: PeftModel) -> dict[str, Any]:
+        """The effective decoding settings: the task's generation spec with what it leaves to the model config
+        resolved (early_stopping None; the legacy search's config-level defaults). Stored in each record."""
+        from bench.generation import legacy_generation_defaults
+
+        settings = self.task.protocol.generation
+        hf = model.backbone.model
+        defaults = legacy_generation_defaults(hf)
+        out: dict[str, Any] = {
+            "beam_scoring": settings.beam_scoring, "num_beams": settings.num_beams,
+            "max_new_tokens": settings.max_new_tokens, "length_penalty": settings.length_penalty,
+            "early_stopping": (defaults["early_stopping"] if settings.early_stopping is None
+                               else settings.early_stopping),
+            "format": self.task.protocol.format,
+        }
+        if settings.beam_scoring == "legacy":
+            out.update({"min_length": settings.min_length, "min_new_tokens": settings.min_new_tokens,
+                        "no_repeat_ngram_size": settings.no_repeat_ngram_size or defaults["no_repeat_ngram_size"],
+                        **{k: defaults[k] for k in ("eos_token_id", "pad_token_id", "decoder_start_token_id",
+                                                      "forced_bos_token_id", "forced_eos_token_id")}})
+        else:
+            out.update({"min_new_tokens": settings.min_new_tokens,
+                        "no_repeat_ngram_size": settings.no_repeat_ngram_size})
+        if settings.bad_words_ids is not None:
+            out["bad_words_ids"] = settings.bad_words_ids
+        else:
+            out["ban_newlines"] = settings.ban_newlines
+        config = getattr(hf, "generation_config", None)
+        out["model_generation_config"] = config.to_diff_dict() if config is not None else None
+        return out
+
+    def _banned(self) -> list[list[int]] | None:
+        settings = self.task.protocol.generation
+        if settings.bad_words_ids is not None:
+            return [list(ids) for ids in settings.bad_words_ids]
+        return newline_token_ids(self.tokenizer) if settings.ban_newlines else None
+
     @torch.no_grad()
-    def generate(self, model: PeftModel, items: list[TextItem], device: torch.device, autocast: bool,
+    def generate(self, model: PeftModel, items: list[TextItem], device: torch.device, precision: str,
                  progress: bool = False) -> list[str]:
-        """Beam search with the task's settings; one hypothesis per item, in item order."""
+        """Beam search with the task's settings (the installed transformers' generate, or transformers 3.2's
+        search when generation.beam_scoring is legacy); one hypothesis per item, in item order."""
         from tqdm import tqdm
 
         model.eval()
         settings = self.task.protocol.generation
+        decoding = self.decoding(model)
         tok = self.tokenizer
         pad = tok.pad_token_id
-        extra: dict[str, Any] = {}
-        if settings.ban_newlines:
-            extra["bad_words_ids"] = newline_token_ids(tok)
-        if settings.no_repeat_ngram_size:
-            extra["no_repeat_ngram_size"] = settings.no_repeat_ngram_size
+        banned = self._banned()
         hypotheses: list[str] = []
         limit = self.task.protocol.max_source_tokens
         for start in tqdm(range(0, len(items), settings.batch_size), desc="decode", disable=not progress,
                           leave=False):
             chunk = items[start:start + settings.batch_size]
             if self.decoder_only:
-                prompts = [[*self._encode(" " + i.source, limit, special=False), tok.bos_token_id] for i in chunk]
+                prompts = [[*self._encode(" " + i.source + self.space, limit, special=False), tok.bos_token_id]
+                           for i in chunk]
                 width = max(len(p) for p in prompts)  # left padding: the prompts end where generation starts
                 ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
                 mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+                lengths = [len(p) for p in prompts]
             else:
                 encoded = [self._encode(i.source, limit, special=True) for i in chunk]
                 width = max(len(e) for e in encoded)
                 ids = torch.tensor([e + [pad] * (width - len(e)) for e in encoded], device=device)
                 mask = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in encoded], device=device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                out = model.backbone.model.generate(
-                    input_ids=ids, attention_mask=mask, num_beams=settings.num_beams, do_sample=False,
-                    max_new_tokens=settings.max_new_tokens, min_new_tokens=settings.min_new_tokens,
-                    length_penalty=settings.length_penalty, early_stopping=True, pad_token_id=pad,
-                    eos_token_id=tok.eos_token_id, **extra)
-            new_tokens = out[:, ids.shape[1]:] if self.decoder_only else out
-            for row in new_tokens.tolist():
-                if self.decoder_only and tok.eos_token_id in row:
-                    row = row[:row.index(tok.eos_token_id)]
-                hypotheses.append(tok.decode(row, skip_special_tokens=True).strip())
+                lengths = [1] * len(encoded)  # 3.2's lengths count BART's decoder start token
+            with autocast(device, precision):
+                if settings.beam_scoring == "legacy":
+                    rows = self._legacy(model, ids, mask, lengths, decoding, banned)
+                else:
+                    rows = self._current(model, ids, mask, decoding, banned)
+            for row in rows:
+                hypotheses.append(self._text(row))
         return hypotheses
+
+    def _current(self, model: PeftModel, ids: torch.Tensor, mask: torch.Tensor, decoding: dict[str, Any],
+                 banned: list[list[int]] | None) -> list[list[int]]:
+        """The installed transformers' beam search; the generated tokens of each input."""
+        tok = self.tokenizer
+        extra: dict[str, Any] = {"bad_words_ids": banned} if banned else {}
+        if decoding["no_repeat_ngram_size"]:
+            extra["no_repeat_ngram_size"] = decoding["no_repeat_ngram_size"]
+        out = model.backbone.model.generate(
+            input_ids=ids, attention_mask=mask, num_beams=decoding["num_beams"], do_sample=False,
+            max_new_tokens=decoding["max_new_tokens"], min_new_tokens=decoding["min_new_tokens"],
+            length_penalty=decoding["length_penalty"], early_stopping=decoding["early_stopping"],
+            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **extra)
+        new_tokens = out[:, ids.shape[1]:] if self.decoder_only else out
+        rows: list[list[int]] = new_tokens.tolist()
+        if self.decoder_only:
+            rows = [row[:row.index(tok.eos_token_id)] if tok.eos_token_id in row else row for row in rows]
+        return rows
+
+    def _legacy(self, model: PeftModel, ids: torch.Tensor, mask: torch.Tensor, lengths: list[int],
+                decoding: dict[str, Any], banned: list[list[int]] | None) -> list[list[int]]:
+        """transformers 3.2's beam search: lengths count the prompt (or BART's decoder start token)."""
+        from bench.generation import legacy_beam_search, legacy_generation_defaults
+
+        min_length: int | list[int] = (decoding["min_length"] if decoding["min_length"] is not None
+                                       else [n + decoding["min_new_tokens"] for n in lengths])
+        return legacy_beam_search(
+            model.backbone.model, ids, mask, num_beams=decoding["num_beams"],
+            max_length=[n + decoding["max_new_tokens"] for n in lengths], min_length=min_length,
+            length_penalty=decoding["length_penalty"], early_stopping=decoding["early_stopping"],
+            eos_token_id=decoding["eos_token_id"], pad_token_id=decoding["pad_token_id"],
+            bad_words_ids=banned if banned is not None else legacy_generation_defaults(model.backbone.model)[
+                "bad_words_ids"],
+            no_repeat_ngram_size=decoding["no_repeat_ngram_size"],
+            decoder_start_token_id=decoding["decoder_start_token_id"],
+            forced_bos_token_id=decoding["forced_bos_token_id"], forced_eos_token_id=decoding["forced_eos_token_id"])
+
+    def _text(self, tokens: list[int]) -> str:
+        """A hypothesis's text; the official format decodes as run_generation.py did ('Error' when empty)."""
+        if not self.official:
+            return str(self.tokenizer.decode(tokens, skip_special_tokens=True).strip())
+        text = str(self.tokenizer.decode(tokens, skip_special_tokens=True, clean_up_tokenization_spaces=True)).strip()
+        return text or "Error"
 
 
 def _model_config(net: Any) -> Any:
@@ -180,7 +264,23 @@ def score_split(task: TextTaskSpec, split: TextSplit, hypotheses: list[str], lim
 
     items = split.items[:limit] if limit else split.items
     groups = [i.category for i in items] if any(i.category for i in items) else None
-    return score(task.metric, hypotheses, [list(i.references) for i in items], groups)
+    return score(task.metric, hypotheses, [list(i.references) for i in items], groups,
+                 **task.metric_options.model_dump())
+
+
+def limited_split(split: TextSplit, limit: int) -> TextSplit:
+    """At most `limit` items of an evaluation split (--limit; bench.data.subsets.smoke_subset), with their pairs."""
+    if len(split.items) <= limit:
+        return split
+    import dataclasses
+    import hashlib
+
+    kept = smoke_subset(len(split.items), limit)
+    items = [split.items[i] for i in kept.tolist()]
+    sources = {item.source for item in items}
+    digest = hashlib.sha256(f"{split.fingerprint}:limit {limit}:{kept.tobytes().hex()}".encode()).hexdigest()[:16]
+    return dataclasses.replace(split, name=f"{split.name}[limit {limit}]", items=items,
+                               pairs=[pair for pair in split.pairs if pair[0] in sources], fingerprint=digest)
 
 
 @dataclass
@@ -218,12 +318,34 @@ class TextModality(Modality):
         from bench.errors import BenchError
 
         sizes: dict[str, int | None] = {}
-        for split in task.data.splits:
+        root = task.data.resolved_root()
+        for split, name in task.data.splits.items():
+            if not task.data.prepare and not (root / name).is_file():
+                sizes[split] = None  # planning never reads the hub copy (a run does, on first use)
+                continue
             try:
                 sizes[split] = len(read_text_split(task.data, split, task.name).pairs)
             except BenchError:
                 sizes[split] = None
         return sizes
+
+    def protocol_summary(self, task: Any) -> str:
+        """Training format, backbone mode, decoding and the metric variants that differ from the clean ones."""
+        from bench.spec import MetricOptions
+
+        protocol, generation = task.protocol, task.protocol.generation
+        parts = [f"format {protocol.format}", f"backbone {protocol.backbone_mode} mode",
+                 f"beam search {generation.beam_scoring} ({generation.num_beams} beams, early_stopping "
+                 f"{generation.early_stopping})"]
+        if generation.min_length is not None:
+            parts.append(f"min_length {generation.min_length} (counting the prompt)")
+        if generation.bad_words_ids is not None:
+            parts.append(f"bad_words_ids {generation.bad_words_ids}")
+        default = MetricOptions().model_dump()
+        changed = {k: v for k, v in task.metric_options.model_dump().items() if default[k] != v}
+        parts.append("metrics " + (", ".join(f"{k}={v}" for k, v in changed.items()) if changed
+                                   else "clean variants"))
+        return "; ".join(parts)
 
     def fingerprints(self, task: Any, splits: list[str], options: RunOptions) -> dict[str, str]:
         return {name: read_text_split(task.data, name, task.name).fingerprint for name in splits}
@@ -242,7 +364,15 @@ class TextModality(Modality):
         select = None
         if protocol.select_checkpoint == "best_val":
             select = read_text_split(task.data, protocol.select_split, task.name)
-        return TextData(batcher, examples, read_text_split(task.data, config.eval_split, task.name), select)
+        evaluated = read_text_split(task.data, config.eval_split, task.name)
+        limit = config.smoke.limit if config.smoke is not None else None
+        if limit is not None:
+            # --limit after --train-examples: at most N training pairs, N evaluation items, N selection items.
+            if len(examples) > limit:
+                examples = examples.take(smoke_subset(len(examples), limit))
+            evaluated = limited_split(evaluated, limit)
+            select = limited_split(select, limit) if select is not None else None
+        return TextData(batcher, examples, evaluated, select)
 
     def optim_settings(self, task: Any, method: str, settings: Any, point: dict[str, Any]) -> dict[str, Any]:
         if settings.optimizer != "adamw":
@@ -264,7 +394,10 @@ class TextModality(Modality):
         return copy.deepcopy(self._pristine(task))
 
     def build_model(self, config: RunConfig, method: Method, backbone: Any) -> PeftModel:
-        return PeftModel(backbone, method)
+        model = PeftModel(backbone, method)
+        # protocol.backbone_mode 'train': the frozen backbone's dropout stays on while training (official XSum).
+        model.backbone_dropout = getattr(config.task.protocol, "backbone_mode", "eval") == "train"
+        return model
 
     def optimizer(self, model: PeftModel, optim: dict[str, Any]) -> torch.optim.Optimizer:
         trainable = [p for p in model.parameters() if p.requires_grad]
@@ -287,8 +420,8 @@ class TextModality(Modality):
                 ) -> Iterator[Any]:
         return data.batcher.batches(data.examples, optim["batch_size"], generator, device)
 
-    def step(self, net: Any, data: TextData, batch: Any, autocast: bool, device: torch.device) -> StepResult:
-        loss = data.batcher.loss(net, batch, autocast)
+    def step(self, net: Any, data: TextData, batch: Any, precision: str, device: torch.device) -> StepResult:
+        loss = data.batcher.loss(net, batch, precision)
         return StepResult(loss, len(batch["labels"]), {"tokens": (batch["labels"] != -100).sum()})
 
     def epoch_entry(self, epoch: int, lr: float, sums: dict[str, float], examples: int) -> dict[str, Any]:
@@ -306,7 +439,7 @@ class TextModality(Modality):
             return None
         limit = protocol.select_examples
         items = data.select_split.items[:limit] if limit else data.select_split.items
-        hypotheses = data.batcher.generate(_model(net), items, options.torch_device(), options.precision == "bf16")
+        hypotheses = data.batcher.generate(_model(net), items, options.torch_device(), options.precision)
         value = score_split(task, data.select_split, hypotheses, limit).scores.get(task.primary_metric)
         return Evaluation({f"{protocol.select_split}_{task.primary_metric}": value}, value)
 
@@ -315,14 +448,15 @@ class TextModality(Modality):
         task = config.task
         assert isinstance(task, TextTaskSpec)
         hypotheses = data.batcher.generate(_model(net), data.eval_split.items, options.torch_device(),
-                                           options.precision == "bf16", options.progress)
+                                           options.precision, options.progress)
         report = score_split(task, data.eval_split, hypotheses)
         if task.primary_metric not in report.scores:
             raise RuntimeError(f"metric suite {task.metric} did not produce {task.primary_metric}")
         write_outputs(run_dir / OUTPUTS, data.eval_split, hypotheses, report.per_item)
         return {"split": config.eval_split, "metric": task.metric, "primary": task.primary_metric,
                 "epoch": chosen_epoch, "selected_by": task.protocol.select_checkpoint, **report.scores,
-                "unavailable": report.unavailable, "convention": report.convention}
+                "unavailable": report.unavailable, "convention": report.convention,
+                "decoding": data.batcher.decoding(_model(net))}
 
     def failed_metrics(self, config: RunConfig) -> dict[str, Any]:
         task = config.task

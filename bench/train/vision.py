@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.data.split_cache import SplitCache
-from bench.data.subsets import SUBSET_FILE, nested_subset, take
+from bench.data.subsets import SUBSET_FILE, nested_subset, smoke_subset, take
 from bench.data.tensor_store import DecodedSplit
 from bench.data.transforms import FeatureBatches, ImageBatches
 from bench.errors import BenchError
@@ -26,6 +26,7 @@ from bench.method import Method
 from bench.spec import TaskSpec
 from bench.store import PREDICTIONS, atomic_write_bytes, atomic_write_json
 from bench.train.config import RunConfig, RunOptions
+from bench.train.device import autocast
 from bench.train.modality import Evaluation, Modality, StepResult
 from bench.train.model import PeftModel
 from bench.train.optim import build_optimizer, effective_lr, lr_multiplier
@@ -109,8 +110,19 @@ class VisionModality(Modality):
                                                       "indices": indices.tolist()})
             train_split = take(train_split, indices, config.data_fraction)
         eval_split = self.split(task, config.eval_split, options)
+        if config.smoke is not None and config.smoke.limit is not None:
+            # --limit after --data-fraction: at most N training examples (the union of the training splits) and N
+            # evaluation examples, the classes taking turns (bench.data.subsets.smoke_subset).
+            train_split, eval_split = (limited(split, config.smoke.limit) for split in (train_split, eval_split))
         return VisionData(ImageBatches(train_split, task.data.images, device),
                           ImageBatches(eval_split, task.data.images, device))
+
+    def smoke_warning(self, task: Any, limit: int) -> str | None:
+        classes = task.data.num_classes
+        if limit < classes:
+            return (f"--limit {limit} is below the {classes} classes of {task.name}: the training and evaluation "
+                    "subsets miss some classes (a quick check only; the score means nothing).")
+        return None
 
     def optim_settings(self, task: Any, method: str, settings: Any, point: dict[str, Any]) -> dict[str, Any]:
         warmup = settings.warmup_epochs
@@ -154,19 +166,19 @@ class VisionModality(Modality):
     def _features(self, task: TaskSpec, model: PeftModel, options: RunOptions) -> Any:
         """Frozen-backbone features of a split (evaluation transform, no grad), computed once per process for
         a (task data, backbone, device, precision): a linear-probing grid then trains heads only."""
-        device, autocast = options.torch_device(), options.precision == "bf16"
+        device, precision = options.torch_device(), options.precision
 
         def get(batches: Batches) -> FeatureBatches:
             assert isinstance(batches, ImageBatches)
             # The split's content fingerprint (a training subset has its own) keys the features.
             key = (task.backbone.model_dump_json(), task.data.images.model_dump_json(), batches.split.fingerprint,
-                   str(device), autocast)
+                   str(device), precision)
             if key not in self.feature_sets:
                 model.eval()
                 chunks = []
                 with torch.no_grad():
                     for _, images, _ in batches.in_order(task.protocol.eval_batch_size):
-                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                        with autocast(device, precision):
                             chunks.append(model.backbone(images).float())
                 self.feature_sets[key] = FeatureBatches(torch.cat(chunks), batches.labels)
             return self.feature_sets[key]
@@ -190,9 +202,9 @@ class VisionModality(Modality):
                 ) -> Iterator[Any]:
         return data.train.epoch(optim["batch_size"], generator)
 
-    def step(self, net: Any, data: VisionData, batch: Any, autocast: bool, device: torch.device) -> StepResult:
+    def step(self, net: Any, data: VisionData, batch: Any, precision: str, device: torch.device) -> StepResult:
         images, labels = batch
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        with autocast(device, precision):
             logits = net(images)
         loss = F.cross_entropy(logits.float(), labels)
         correct = (logits.detach().argmax(-1) == labels).sum()
@@ -230,15 +242,22 @@ class VisionModality(Modality):
         return {"train_images_per_s": examples / train_seconds if train_seconds else None}
 
 
+def limited(split: DecodedSplit, limit: int) -> DecodedSplit:
+    """At most `limit` examples of a split (--limit), the classes taking turns; the split itself when smaller."""
+    if len(split) <= limit:
+        return split
+    return take(split, smoke_subset(len(split), limit, split.labels.numpy()), f"limit {limit}")
+
+
 @torch.no_grad()
 def evaluate(model: Any, batches: Batches, batch_size: int, options: RunOptions
              ) -> tuple[float, dict[str, np.ndarray]]:
     """Top-1 over a split in list order, with every prediction (index, label, pred)."""
-    device, autocast = options.torch_device(), options.precision == "bf16"
+    device = options.torch_device()
     model.eval()
     preds, labels, indices = [], [], []
     for index, images, target in batches.in_order(batch_size):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        with autocast(device, options.precision):
             logits = model(images)
         preds.append(logits.argmax(-1).cpu())
         labels.append(target.cpu())
