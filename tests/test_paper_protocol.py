@@ -265,3 +265,12 @@ def test_hub_reads_fail_fast_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         assert "offline: HF_HUB_OFFLINE is set" in str(caught.value)
     finally:
         hub.offline_reason.cache_clear()
+
+
+def test_vtab_dry_run_searches_what_the_authors_searched(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--task", "vtab/dtd", "--method", "vpt_deep,deep_share", "--protocol", "paper",
+                 "--dry-run"]) == 0
+    rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines() if line.startswith("vtab/dtd")}
+    # VPT searched N in {1, 5, 10, 50, 100, 200} with lr x wd (tune_vtab.py); the prefix variants searched lr x wd
+    assert "num_tokens×6" in rows["vpt_deep"] and "base_lr×10 weight_decay×4" in rows["vpt_deep"]
+    assert "base_lr×" in rows["deep_share"] and rows["deep_share"].split()[5:7] == ["128", "fp32"]

@@ -66,6 +66,48 @@ def test_kill_9_then_resume_gives_the_uninterrupted_record(tiny_tasks_dir: Path,
     assert resumed["metrics"] == uninterrupted["metrics"]
 
 
+def language_command(results: Path) -> list[str]:
+    return [sys.executable, "-m", "bench.cli", "run", "--task", "mini/e2e", "--method", "lora", "--stage", "final",
+            "--seeds", "42", "--set", "base_lr=0.003", "--limit", "32", "--epochs", "60", "--results", str(results),
+            "--checkpoint-interval", "0"]
+
+
+@pytest.mark.faults  # two minutes on 2 cores: in the fault-injection tier (`make test-faults`, run by CI)
+def test_kill_9_then_resume_a_language_run_gives_the_uninterrupted_record(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same guarantee on the language modality: model, optimizer, schedule step and RNG state come back."""
+    import bench.metrics
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(bench.metrics, "java_available", lambda: False)  # METEOR's JVM is not what is tested
+    results = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(language_command(results), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    checkpoint = None
+    while time.time() < deadline and checkpoint is None:
+        found = list(results.rglob(CHECKPOINT)) if results.exists() else []
+        checkpoint = found[0] if found else None
+        time.sleep(0.02)
+    assert checkpoint is not None, "the run never wrote a checkpoint"
+    time.sleep(0.3)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    run_dir = checkpoint.parent
+    assert not (run_dir / RECORD).exists(), "killed too late: the run had already finished"
+
+    assert main(language_command(results)[3:]) == 0
+    (resumed,) = list(RunStore(results).records())
+    assert resumed["cost"]["resumed_from_epoch"] > 0
+    clean = tmp_path / "clean"
+    assert main(language_command(clean)[3:]) == 0
+    (uninterrupted,) = list(RunStore(clean).records())
+    assert resumed["key"] == uninterrupted["key"]
+    assert resumed["history"] == uninterrupted["history"]
+    assert resumed["metrics"] == uninterrupted["metrics"]
+
+
 def test_crash_while_writing_the_record_leaves_no_record(tiny_tasks_dir: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from bench.train.config import RunOptions

@@ -269,6 +269,12 @@ def provenance_text(board: Board) -> str:
         chosen = "hyper-parameters fixed by the task specs (single-point grids), not searched"
     else:
         chosen = "hyper-parameters selected on val, or fixed where a footnote says so"
+    precisions = sorted({c.precision for c in board.cells.values()})
+    if precisions:
+        chosen += "; trained in " + (precisions[0] if len(precisions) == 1 else
+                                     "mixed precision: " + ", ".join(
+                                         f"{p} ({sum(c.precision == p for c in board.cells.values())} cells)"
+                                         for p in precisions))
     if board.protocol != "clean":
         chosen = (f"protocol '{board.protocol}' (the task profile's settings; for 'paper' the official code's, "
                   f"docs/parity.md): {chosen}")

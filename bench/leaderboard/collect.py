@@ -48,6 +48,7 @@ class Cell:
     chosen_by: dict[str, Any] | None = None  # {"how": "val" | "spec" | "set", "set": {the --set values}}
     configuration: str = ""  # hash of the identity without the seed
     alternatives: int = 0  # other configurations of this (task, method) in the store, not shown
+    precision: str = "fp32"  # what the runs trained in (part of their identity): fp32, bf16 or fp16
 
     @property
     def mean(self) -> float:
@@ -305,4 +306,5 @@ def _cell(records: list[dict[str, Any]], alternatives: int) -> Cell | None:
         chosen_by=run.get("chosen_by"),
         configuration=configuration(first),
         alternatives=alternatives,
+        precision=str(run.get("precision", "fp32")),
     )
