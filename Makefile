@@ -85,6 +85,14 @@ test-faults: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# The prepared GPU check, offline, under 8 minutes (scripts/gpu_check.sh): `bench perf methods` and `bench perf data`
+# on ViT-B/16 at 224x224, batch 128, bf16 and fp32, with the projected VTAB-1k hours, then a short smoke run; the
+# figures go to results/measurements/gpu-check/<gpu>.json and .log, to commit. No $(STAMP) prerequisite: with no
+# network, a venv copied onto the GPU machine must be used as it is, never rebuilt. GPU_CHECK_SIZE=tiny: on the CPU.
+.PHONY: gpu-check
+gpu-check:
+	bash scripts/gpu_check.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check bench methods tests scripts
 	$(BIN)/mypy

@@ -304,12 +304,19 @@ class RunOutcome:
 
 def run(request: RunRequest, *, workers: int = 1, progress: bool = False) -> RunOutcome:
     """Run the protocol of every pair of the request. With `workers` > 1, that many local worker processes share
-    the plan through the run store first; this process then reads their records back."""
+    the plan through the run store first; this process then reads their records back. Each finished run's log
+    line carries `[k/N]` and an ETA (bench.progress); with workers, each worker counts its own over the whole
+    plan."""
+    from bench.estimate import plan_progress
+    from bench.progress import tracking
+
     plan = pairs(request)
     refuse_missing_data([p.task for p in plan])
+    counter = plan_progress(request, plan, smoke_of(request))
     if workers > 1:
         from bench.ops import launch
 
+        log.info("%d workers: each prefixes its lines with [worker i] and counts [k/N] over the whole plan", workers)
         code = launch.spawn_workers(request, workers)
         if code != 0:
             raise BenchError(
@@ -329,23 +336,29 @@ def run(request: RunRequest, *, workers: int = 1, progress: bool = False) -> Run
 
     from bench.ops import launch
 
-    launch.work_until_done(
-        list(range(len(plan))),
-        step,
-        offset=0,
-        poll_s=request.poll_s,
-        waiting=lambda left: log.info(
-            "%d protocol(s) wait for runs held by other processes (`bench leases` shows them); checking again in %g s",
-            len(left),
-            request.poll_s,
-        ),
-    )
+    with tracking(counter):
+        launch.work_until_done(
+            list(range(len(plan))),
+            step,
+            offset=0,
+            poll_s=request.poll_s,
+            waiting=lambda left: log.info(
+                "%d protocol(s) wait for runs held by other processes (`bench leases` shows them); checking again "
+                "in %g s",
+                len(left),
+                request.poll_s,
+            ),
+        )
     return RunOutcome([(pair, results[i]) for i, pair in enumerate(plan)])
 
 
 def run_worker(request: RunRequest, index: int, count: int) -> None:
-    """One of `count` workers: pass over the plan from its own starting point until every run is recorded."""
+    """One of `count` workers: pass over the plan from its own starting point until every run is recorded. Its
+    `[k/N]` counts the whole plan (runs it trained and runs it found recorded by the others); its ETA assumes the
+    `count` workers share what is left."""
+    from bench.estimate import plan_progress
     from bench.ops import launch
+    from bench.progress import tracking
 
     plan = pairs(request)
     refuse_missing_data([p.task for p in plan])
@@ -358,9 +371,10 @@ def run_worker(request: RunRequest, index: int, count: int) -> None:
         options.device,
         options.precision,
     )
-    launch.work_until_done(
-        plan, lambda pair: run_pair(pair, request, options).complete, offset=index, poll_s=request.poll_s
-    )
+    with tracking(plan_progress(request, plan, smoke_of(request), workers=count)):
+        launch.work_until_done(
+            plan, lambda pair: run_pair(pair, request, options).complete, offset=index, poll_s=request.poll_s
+        )
 
 
 # ---------------------------------------------------------------- reading results
@@ -378,9 +392,11 @@ def leaderboard(
     plots: bool = False,
     tasks_dirs: Sequence[str | Path] = (),
     protocol: str = "clean",
+    efficiency: Sequence[str] = (),
 ) -> Board:
     """The leaderboard of a suite or task (every task with runs when None), rebuilt from the run store, from the
-    runs of one protocol (task profile: 'clean', or e.g. 'paper'); smoke runs are never shown."""
+    runs of one protocol (task profile: 'clean', or e.g. 'paper'); smoke runs are never shown. `efficiency`: opt-in
+    efficiency-aware score columns, 'ppt' (V-PETL Bench) and/or 'pscp' (PEFT-Bench); none by default."""
     from bench import leaderboard as boards
     from bench.store import RunStore
 
@@ -401,7 +417,7 @@ def leaderboard(
     settings = boards.Settings(test=test, alpha=alpha, resamples=resamples)
     board = boards.build(
         store, name, tasks, list(methods) if methods else None, groups, references, settings, plots=plots,
-        protocol=protocol,
+        protocol=protocol, efficiency=efficiency,
     )
     if not any(row.block == "runs" and any(e.value is not None for e in row.entries) for row in board.rows):
         scope = f" for '{suite}'" if suite else ""

@@ -1,37 +1,35 @@
-"""`bench run --dry-run`: what would run, which grid each method gets and from where, which data is missing, and
-a rough cost, without training anything."""
+"""`bench run --dry-run`: what would run, which grid each method gets and from where, which data is missing, which
+runs are recorded already and how long the others take (bench.estimate), without training anything."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bench.estimate import ASSUMED_FLOPS
+from bench.progress import duration
+
 if TYPE_CHECKING:
     from bench.request import RunRequest
-
-# Rough sustained training throughput used for the time estimate (FLOP/s); stated in the output.
-ASSUMED_FLOPS = {"cuda": 150e12, "cpu": 50e9}
 
 
 def print_plan(request: RunRequest) -> None:
     from tabulate import tabulate
 
     from bench import api
+    from bench.estimate import survey
     from bench.train.modality import modality_for
-    from bench.train.protocol import grid_points, method_settings
 
-    device_kind = "cuda" if (request.device or "").startswith("cuda") else "cpu"
-    if request.device is None:
-        import torch
-
-        device_kind = "cuda" if torch.cuda.is_available() else "cpu"
+    plan = api.pairs(request)
+    found = survey(request, plan, api.smoke_of(request))
     rows: list[list[object]] = []
+    status_rows: list[list[object]] = []
     sources: dict[str, list[str]] = {}
     missing: dict[str, list[str]] = {}
-    total_runs, total_flops, unknown_cost = 0, 0.0, False
     sizes_of: dict[str, dict[str, int | None]] = {}
     language: dict[str, str] = {}
     smoke = api.smoke_of(request)
-    for pair in api.pairs(request):
+    for status in found.pairs:
+        pair, settings = status.pair, status.settings
         task, method_cls = pair.task, pair.method
         modality = modality_for(task)
         if task.name not in sizes_of:
@@ -40,33 +38,19 @@ def print_plan(request: RunRequest) -> None:
                 how = (f"prepared automatically by {task.data.prepare}" if task.data.prepare
                        else task.data.hint())
                 missing.setdefault(how, []).append(f"{task.name}: {task.data.resolved_root()}")
-        sizes = sizes_of[task.name]
-        overrides = dict(request.overrides)
-        if pair.variant.num_tokens is not None:
-            overrides["num_tokens"] = pair.variant.num_tokens
-        settings = method_settings(task, method_cls, overrides)
-        points = len(grid_points(settings))
-        grid_runs = points if ("grid" in request.stages and points > 1) else 0
-        final_runs = len(request.seeds or task.protocol.seeds) if "final" in request.stages else 0
-        backbone = modality.backbone_cost(task)
-        cost = backbone[1] if backbone is not None else None
-        epochs = smoke.epochs if smoke is not None and smoke.epochs is not None else settings.epochs
-        read = smoke.examples if smoke is not None else (lambda count: count)  # --limit: at most N per split read
-        examples = 0
-        for stage, runs in (("grid", grid_runs), ("final", final_runs)):
-            spec = task.protocol.grid_stage if stage == "grid" else task.protocol.final_stage
-            n_train = read(sum(sizes.get(s) or 0 for s in spec.train))
-            examples += runs * epochs * n_train
-            if cost is not None:
-                total_flops += runs * (epochs * n_train * 3 * cost + read(sizes.get(spec.eval) or 0) * cost)
-        unknown_cost |= cost is None
-        total_runs += grid_runs + final_runs
+        backbone = status.backbone
         sources.setdefault(settings.grid_source, []).append(f"{task.name}/{method_cls.name}")
         variant = ", ".join(part for part in (pair.variant.describe(), "smoke" if smoke else "") if part)
-        rows.append([task.name, method_cls.name + (f" ({variant})" if variant else ""), grid_runs, final_runs,
-                     epochs, settings.batch_size, task.protocol.precision, grid_text(settings.grid),
-                     f"{examples:,}",
+        name = method_cls.name + (f" ({variant})" if variant else "")
+        examples = f"{status.train_examples:,}" if status.train_examples is not None else "?"
+        rows.append([task.name, name, status.grid_runs, status.final_runs, status.epochs, settings.batch_size,
+                     task.protocol.precision, grid_text(settings.grid), examples,
                      task.backbone.model + (f" ({backbone[0] / 1e6:.1f}M)" if backbone is not None else "")])
+        estimate = status.estimate
+        status_rows.append([task.name, name, status.planned, status.done, status.to_run,
+                            duration(estimate.seconds) if status.to_run and estimate.seconds is not None
+                            else "unknown" if status.to_run else "-",
+                            "; ".join(part for part in (estimate.basis, *status.notes) if part)])
         language.setdefault(task.name, modality.protocol_summary(task))
     print(f"protocol: {request.protocol}" + (" (the official code's settings; docs/parity.md)"
                                              if request.protocol == "paper" else ""))
@@ -80,23 +64,38 @@ def print_plan(request: RunRequest) -> None:
             print(f"  epochs: {smoke.epochs} for every run (warm-up shortened in proportion)")
         if smoke.limit is not None:
             print(f"  examples: at most {smoke.limit} per split read (training = the union of its splits)")
-            for name, sizes in sizes_of.items():
-                print(f"  {name}: " + ", ".join(f"{split} {size:,} -> {smoke.examples(size):,}" if size is not None
-                                                else f"{split} (size not known yet) -> at most {smoke.limit}"
-                                                for split, size in sizes.items()))
-    shown = {name: text for name, text in language.items() if text}
+            for task_name, sizes in sizes_of.items():
+                print(f"  {task_name}: " + ", ".join(f"{split} {size:,} -> {smoke.examples(size):,}"
+                                                     if size is not None
+                                                     else f"{split} (size not known yet) -> at most {smoke.limit}"
+                                                     for split, size in sizes.items()))
+    shown = {task_name: text for task_name, text in language.items() if text}
     if shown:
         print("\nLanguage protocol:")
-        for name, text in shown.items():
-            print(f"  {name}: {text}")
+        for task_name, text in shown.items():
+            print(f"  {task_name}: {text}")
     print("\nGrids:")
     for source, pairs in sources.items():
         print(f"  {source}: {', '.join(pairs)}")
-    seconds = total_flops / ASSUMED_FLOPS[device_kind]
-    duration = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
-    partial = " (vision runs only; language runs are not estimated)" if unknown_cost and total_flops else ""
-    print(f"\n{total_runs} runs; about {total_flops / 1e12:.3g} TFLOP{partial}; roughly {duration} on {device_kind} "
-          f"(at an assumed {ASSUMED_FLOPS[device_kind] / 1e12:g} TFLOP/s sustained). Finished runs are skipped.")
+    scope = (f"; --shard {found.shard[0]}/{found.shard[1]}: this shard's runs (final runs whose point is not "
+             "chosen yet are left to the shard that finds the grid complete)" if found.shard else "")
+    print(f"\nRuns in {request.results_dir} (done: recorded already, skipped by the run; estimated time of the "
+          f"runs to do on {found.device}{scope}):")
+    unknown = sum(s.to_run for s in found.pairs if s.estimate.seconds is None)
+    total = found.estimate().seconds
+    total_text = ("-" if not found.to_run else "unknown" if total is None
+                  else duration(total) + (f" + {unknown} runs unknown" if unknown else ""))
+    print(tabulate([*status_rows, ["total", "", found.planned, found.done, found.to_run, total_text, ""]],
+                   headers=["task", "method", "runs", "done", "to run", "estimate", "basis and notes"]))
+    flops = [s.flops for s in found.pairs]
+    vision = sum(f for f in flops if f is not None)
+    partial = " (vision runs only; language runs have no FLOP count)" if None in flops and vision else ""
+    tflop = f" The whole plan is about {vision / 1e12:.3g} TFLOP{partial}." if vision else ""
+    print(f"\n{found.headline()}.{tflop} Times come from stored runs of this device where the store has them "
+          "(same task and method, else the task's other methods scaled by the method's relative cost, else for "
+          "vision the FLOP rate measured on other tasks), else from FLOPs at an assumed "
+          f"{ASSUMED_FLOPS[found.device_kind] / 1e12:g} TFLOP/s (vision); language runs without stored runs are "
+          "not estimated.")
     for how, places in missing.items():
         print(f"\nData not present yet for {len(places)} task(s):\n  " + "\n  ".join(places) + f"\n  -> {how}")
 

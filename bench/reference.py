@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from bench.registry import PACKAGE_DIR
 from bench.spec import StrictModel, read_yaml, validate
@@ -23,6 +23,18 @@ class ReferenceTable(StrictModel):
     metric: str
     methods: dict[str, dict[str, float]]
     group_means: dict[str, dict[str, float]] = Field(default_factory=dict)
+    unmatched_methods: list[str] = Field(
+        default_factory=list,
+        description="methods of the publication that this benchmark does not implement, kept under the "
+        "publication's names; every other method key must be one of ours",
+    )
+
+    @model_validator(mode="after")
+    def _unmatched_are_listed(self) -> ReferenceTable:
+        unknown = sorted(set(self.unmatched_methods) - set(self.methods))
+        if unknown:
+            raise ValueError(f"unmatched_methods names methods without numbers: {', '.join(unknown)}")
+        return self
 
 
 def reference_dir() -> Path:

@@ -65,6 +65,7 @@ def test_dry_run_prints_the_plan_without_training(tiny_tasks_dir: Path, capsys: 
     out = capsys.readouterr().out
     assert "tiny/colors" in out and "linear" in out and "full_ft" in out
     assert "8 runs" in out  # linear: 4 grid + 2 seeds; full_ft: single-point grid (no search) + 2 seeds
+    assert "8 runs: 0 done, 8 to run; estimated" in out and "assumed FLOP/s" in out  # an empty store: no stored times
     assert not (tmp_path / "r").exists()
 
 

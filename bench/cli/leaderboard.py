@@ -27,6 +27,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resamples", type=int, default=1000,
                    help="bootstrap resamples / randomisation trials (default 1000)")
     p.add_argument("--no-plots", action="store_true", help="skip the matplotlib figures")
+    p.add_argument("--efficiency", default="", metavar="SCORES",
+                   help="comma-separated efficiency-aware scores to add as columns: ppt (V-PETL Bench's "
+                        "performance-parameter trade-off), pscp (PEFT-Bench's soft cost penalties, without its FLOPs "
+                        "term); none by default (docs/leaderboards.md)")
     p.add_argument("--protocol", default="clean", metavar="NAME",
                    help="show the runs of this protocol (task profile, as given to `bench run --protocol`): clean "
                         "(default) or paper; a non-clean board is named <suite>-<protocol>")
@@ -55,7 +59,8 @@ def command(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else boards.default_out_dir(results)
     board = api.leaderboard(args.task, results=results, methods=names(args.method) if args.method else None,
                             reference=args.reference, test=args.test, alpha=args.alpha, resamples=args.resamples,
-                            plots=not args.no_plots, tasks_dirs=tasks_dirs(args), protocol=args.protocol)
+                            plots=not args.no_plots, tasks_dirs=tasks_dirs(args), protocol=args.protocol,
+                            efficiency=names(args.efficiency))
     if args.record_commit:
         from bench.leaderboard.provenance import git_commit
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from bench.leaderboard.board import Board, build_board
 from bench.leaderboard.collect import Cell, Collected, collect
 from bench.leaderboard.details import read_details
+from bench.leaderboard.efficiency import parse as parse_efficiency
 from bench.leaderboard.escape import file_part
 from bench.leaderboard.html import render_html
 from bench.leaderboard.latex import latex_files, render_latex
@@ -33,11 +34,14 @@ log = logging.getLogger(__name__)
 
 def build(store: RunStore, name: str, tasks: list[str] | None, methods: list[str] | None,
           groups: dict[str, list[str]] | None = None, references: dict[str, ReferenceTable] | None = None,
-          settings: Settings | None = None, plots: bool = True, protocol: str = "clean") -> Board:
+          settings: Settings | None = None, plots: bool = True, protocol: str = "clean",
+          efficiency: Sequence[str] = ()) -> Board:
     """The board for these tasks (None: every task with runs) and methods (None: every method with runs), from
     the runs of one protocol (task profile); a board of another protocol than 'clean' is named <name>-<protocol>,
-    so its files never replace the clean board's."""
+    so its files never replace the clean board's. `efficiency`: opt-in efficiency-aware score columns ('ppt',
+    'pscp'; bench.leaderboard.efficiency)."""
     settings = settings or Settings()
+    scores = parse_efficiency(efficiency)  # an unknown name fails before any record is read
     collected = collect(store, tasks, methods, protocol=protocol)
     if protocol != "clean":
         name = f"{name}-{protocol}"
@@ -51,7 +55,7 @@ def build(store: RunStore, name: str, tasks: list[str] | None, methods: list[str
     declared = {task: metric for task in task_names if task not in with_runs
                 and (metric := declared_metric(task)) is not None}
     board = build_board(name, collected, task_names, method_names, groups or {}, references or {}, task_tests,
-                        across, settings, details, declared)
+                        across, settings, details, declared, efficiency=scores)
     board.store_root = str(store.root)
     if plots:
         board.plots = draw_plots(board)

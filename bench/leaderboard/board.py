@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -55,6 +55,18 @@ class Row:
     source: str | None = None
     footnote: str | None = None  # on the row label (e.g. a pruned grid)
     method: str = ""  # the method identifier (label is "<method> [<source>]" on reference rows)
+    efficiency: list[Entry] = field(default_factory=list)  # one per Board.efficiency column (runs rows only)
+
+
+@dataclass(frozen=True)
+class EfficiencyColumn:
+    """An opt-in efficiency-aware score column (bench.leaderboard.efficiency): the row's value, taken like the Mean
+    (task None), or, on a board without a Mean (tasks of different metrics), one column per task."""
+
+    key: str  # 'ppt', or 'ppt:<task>'
+    label: str
+    score: str
+    task: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +144,9 @@ class Board:
     protocol: str = "clean"  # the task profile of every run shown
     set_aside: dict[str, int] = field(default_factory=dict)  # runs of other protocols and smoke runs, not shown
     git_commit: str | None = None  # of the code that built the board, when asked for (provenance.git_commit)
+    efficiency: list[EfficiencyColumn] = field(default_factory=list)  # opt-in score columns after Params and Cost
+    efficiency_cells: dict[tuple[str, str], dict[str, Entry]] = field(default_factory=dict)  # (task, method) -> score
+    efficiency_notes: dict[str, str] = field(default_factory=dict)  # score -> footnote mark of its formula and source
 
     @property
     def metrics(self) -> list[str]:
@@ -181,8 +196,10 @@ def build_board(
     settings: Settings,
     details: Mapping[tuple[str, str], CellDetail] | None = None,
     declared: Mapping[str, str] | None = None,
+    efficiency: Sequence[str] = (),
 ) -> Board:
-    """`declared`: the primary metric of tasks without runs, from their specs (a task's runs say it otherwise)."""
+    """`declared`: the primary metric of tasks without runs, from their specs (a task's runs say it otherwise);
+    `efficiency`: the efficiency-aware scores to add as columns (bench.leaderboard.efficiency.SCORES keys)."""
     tasks = grouped_order(tasks, groups)
     metric_of = {t: m for t, m in (declared or {}).items() if t in tasks}
     metric_of.update({t: c.metric for (t, _), c in sorted(collected.cells.items()) if t in tasks})
@@ -234,7 +251,54 @@ def build_board(
             board.sources.append((ref_name, table.citation + suffix))
     board.hparams = hparam_rows(board)
     board.metric_tables = metric_tables(board, [r.method for r in runs])
+    if efficiency:
+        add_efficiency(board, efficiency, runs, tasks, kept_groups)
     return board
+
+
+def add_efficiency(board: Board, scores: Sequence[str], runs: list[Row], tasks: list[str],
+                   groups: dict[str, list[str]]) -> None:
+    """The efficiency-aware score columns: a value per cell (a missing one says why), and the row's value taken
+    like the Mean column; without a Mean, one column per task. Best and second of each column are marked."""
+    from bench.leaderboard.efficiency import SCORES
+
+    labels = {c.key: c.label for c in board.columns if c.kind == "task"}
+    layout = (". A row's value is the mean of its cells' values, taken like the Mean column"
+              if board.mean_index is not None else
+              ". One column per task: the tasks use different metrics, whose scores are never averaged")
+    for score in scores:
+        spec = SCORES[score]
+        board.efficiency_notes[score] = board.footnote_mark(spec.note(board.cells.values()) + layout)
+        if board.mean_index is not None:
+            board.efficiency.append(EfficiencyColumn(score, spec.label, score))
+        else:
+            board.efficiency += [EfficiencyColumn(f"{score}:{t}", f"{spec.label} {labels[t]}", score, t) for t in tasks]
+    for row in runs:
+        for index, task in enumerate(tasks):  # task columns come first, in this order
+            cell = board.cells.get((task, row.method))
+            entries = board.efficiency_cells.setdefault((task, row.method), {})
+            for score in scores:
+                if cell is None:  # no result: the reason the score's cell gives
+                    entries[score] = Entry(None, footnote=row.entries[index].footnote)
+                    continue
+                value, why = SCORES[score].value(cell)
+                entries[score] = Entry(value, footnote=None if value is not None else board.footnote_mark(str(why)))
+        for column in board.efficiency:
+            if column.task is not None:
+                row.efficiency.append(board.efficiency_cells[(column.task, row.method)][column.score])
+                continue
+            cells = {t: board.efficiency_cells[(t, row.method)][column.score] for t in tasks}
+            values = {t: e.value for t, e in cells.items() if e.value is not None}
+            mean = _row_mean(values, tasks, groups)
+            row.efficiency.append(Entry(mean, computed=True) if mean is not None else Entry(None, footnote=(
+                board.footnote_mark(f"incomplete row: the mean needs all {len(tasks)} tasks, this row has "
+                                    f"{len(values)}"))))
+    for task in tasks:
+        for score in scores:
+            _mark_column([board.efficiency_cells[(task, r.method)][score] for r in runs])
+    for index, column in enumerate(board.efficiency):
+        if column.task is None:
+            _mark_column([r.efficiency[index] for r in runs])
 
 
 def cell_notes(cell: Cell) -> list[str]:
@@ -483,13 +547,26 @@ def _mean_entries(board: Board, means: dict[str, float], tasks: list[str], group
     return out
 
 
+def _row_mean(values: dict[str, float], tasks: list[str], groups: dict[str, list[str]]) -> float | None:
+    """The Mean column's rule over other per-task values: the mean of the group means when there are groups, else
+    the plain mean; None unless every task it needs has a value."""
+    if groups:
+        means = [statistics.mean(values[t] for t in members) for members in groups.values()
+                 if all(t in values for t in members)]
+        return statistics.mean(means) if len(means) == len(groups) else None
+    return statistics.mean(values[t] for t in tasks) if all(t in values for t in tasks) else None
+
+
 def _mark_places(rows: list[Row], n_columns: int) -> None:
     for index in range(n_columns):
-        present = [r.entries[index].value for r in rows]
-        values = sorted({round(v, 9) for v in present if v is not None}, reverse=True)
-        for row in rows:
-            entry = row.entries[index]
-            if entry.value is None:
-                continue
-            value = round(entry.value, 9)
-            entry.place = 1 if value == values[0] else 2 if len(values) > 1 and value == values[1] else 0
+        _mark_column([r.entries[index] for r in rows])
+
+
+def _mark_column(entries: list[Entry]) -> None:
+    """Best (place 1) and second (place 2) of one column's values; ties share the mark."""
+    values = sorted({round(e.value, 9) for e in entries if e.value is not None}, reverse=True)
+    for entry in entries:
+        if entry.value is None:
+            continue
+        value = round(entry.value, 9)
+        entry.place = 1 if value == values[0] else 2 if len(values) > 1 and value == values[1] else 0

@@ -49,6 +49,9 @@ class Cell:
     configuration: str = ""  # hash of the identity without the seed
     alternatives: int = 0  # other configurations of this (task, method) in the store, not shown
     precision: str = "fp32"  # what the runs trained in (part of their identity): fp32, bf16 or fp16
+    peak_memory_bytes: tuple[int | None, ...] = ()  # per completed seed: cost.peak_memory_bytes (None: not recorded)
+    peak_memory_kinds: tuple[str | None, ...] = ()  # per completed seed: cost.peak_memory_kind (cuda_allocated, ...)
+    trainable_recorded: bool = True  # False: the record has no params.trainable (`trainable` then reads 0)
 
     @property
     def mean(self) -> float:
@@ -307,4 +310,14 @@ def _cell(records: list[dict[str, Any]], alternatives: int) -> Cell | None:
         configuration=configuration(first),
         alternatives=alternatives,
         precision=str(run.get("precision", "fp32")),
+        peak_memory_bytes=tuple(_peak_memory(r)[0] for r in completed),
+        peak_memory_kinds=tuple(_peak_memory(r)[1] for r in completed),
+        trainable_recorded="trainable" in params,
     )
+
+
+def _peak_memory(record: dict[str, Any]) -> tuple[int | None, str | None]:
+    """(bytes, kind) of a record's peak memory, as it recorded them; (None, None) when it did not."""
+    cost = record.get("cost") or {}
+    value, kind = cost.get("peak_memory_bytes"), cost.get("peak_memory_kind")
+    return (None if value is None else int(value)), (None if kind is None else str(kind))

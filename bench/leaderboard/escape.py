@@ -69,7 +69,7 @@ _LATEX_SYMBOLS = {
     "χ": r"\ensuremath{\chi}", "α": r"\ensuremath{\alpha}", "²": r"\ensuremath{^2}", "≥": r"\ensuremath{\geq}",
     "≤": r"\ensuremath{\leq}", "…": r"\dots{}", "‘": "`", "’": "'", "“": "``", "”": "''", "·": r"\ensuremath{\cdot}",
     "ß": r"\ss{}", "æ": r"\ae{}", "Æ": r"\AE{}", "œ": r"\oe{}", "Œ": r"\OE{}", "ø": r"\o{}", "Ø": r"\O{}",
-    "ł": r"\l{}", "Ł": r"\L{}", "ı": r"\i{}", "\u00a0": "~",
+    "ł": r"\l{}", "Ł": r"\L{}", "ı": r"\i{}", "\u00a0": "~", "β": r"\ensuremath{\beta}",
 }
 # Combining accents (after NFD decomposition) -> the accent command of plain LaTeX.
 _LATEX_ACCENTS = {"\u0300": "`", "\u0301": "'", "\u0302": "^", "\u0303": "~", "\u0304": "=", "\u0306": "u",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from bench.leaderboard.board import Board, Entry, Row
+from bench.leaderboard.board import Board, EfficiencyColumn, Entry, Row
 from bench.leaderboard.escape import html as esc
 from bench.leaderboard.figures import title as figure_title
 from bench.leaderboard.text import (
@@ -21,6 +21,7 @@ from bench.leaderboard.text import (
     column_header,
     cost_text,
     decorate,
+    efficiency_text,
     hparams_table,
     metrics_tables,
     params_text,
@@ -63,6 +64,13 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 
 def _cell(entry: Entry, row: Row) -> str:
     text = decorate(entry, esc(cell_text(entry, row)), bold="<strong>{}</strong>", underline="<u>{}</u>",
+                    dagger=DAGGER, sup="<sup>{}</sup>")
+    key = "" if entry.value is None else f"{entry.value:.6f}"
+    return f'<td data-sort="{key}">{text}</td>'
+
+
+def _efficiency(entry: Entry, column: EfficiencyColumn) -> str:
+    text = decorate(entry, esc(efficiency_text(entry, column)), bold="<strong>{}</strong>", underline="<u>{}</u>",
                     dagger=DAGGER, sup="<sup>{}</sup>")
     key = "" if entry.value is None else f"{entry.value:.6f}"
     return f'<td data-sort="{key}">{text}</td>'
@@ -112,8 +120,11 @@ def render_html(board: Board) -> str:
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>Leaderboard: {name}</title>",
              f"<style>{STYLE}</style></head><body>", f"<h1>Leaderboard: {name}</h1>"]
     body = [f"<tr>{_label(r)}{''.join(_cell(e, r) for e in r.entries)}"
-            + "".join(_plain(v) for v in (*params_text(r), cost_text(r))) + "</tr>" for r in runs]
-    parts += [_table([*headers, "Params (M)", "Params (%)", "Cost (h)"], body, sortable=True),
+            + "".join(_plain(v) for v in (*params_text(r), cost_text(r)))
+            + "".join(_efficiency(e, c) for e, c in zip(r.efficiency, board.efficiency, strict=True)) + "</tr>"
+            for r in runs]
+    efficiency = [f"{c.label} ({board.efficiency_notes[c.score]})" for c in board.efficiency]
+    parts += [_table([*headers, "Params (M)", "Params (%)", "Cost (h)", *efficiency], body, sortable=True),
               f'<p class="note">{esc(caption(board))}</p>']
     if references:
         rows = [f"<tr>{_plain(r.label)}{''.join(_cell(e, r) for e in r.entries)}</tr>" for r in references]

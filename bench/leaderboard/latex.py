@@ -13,13 +13,14 @@ from __future__ import annotations
 import re
 
 from bench.leaderboard import names
-from bench.leaderboard.board import Board, Entry, Row
+from bench.leaderboard.board import Board, EfficiencyColumn, Entry, Row
 from bench.leaderboard.escape import latex as escape
 from bench.leaderboard.figures import title as figure_title
 from bench.leaderboard.text import (
     StatsTable,
     caption,
     cost_text,
+    efficiency_text,
     hparams_table,
     metric_digits,
     metrics_tables,
@@ -51,6 +52,14 @@ def _value(entry: Entry, row: Row) -> str:
         return "--"
     text = number(entry, row)
     return rf"\textbf{{{text}}}" if entry.place == 1 else rf"\underline{{{text}}}" if entry.place == 2 else text
+
+
+def _efficiency(entry: Entry, column: EfficiencyColumn) -> str:
+    if entry.value is None:
+        return "--" + _marks(entry)
+    text = efficiency_text(entry, column)
+    text = rf"\textbf{{{text}}}" if entry.place == 1 else rf"\underline{{{text}}}" if entry.place == 2 else text
+    return text + _marks(entry)
 
 
 def _spread(entry: Entry) -> str:
@@ -86,8 +95,9 @@ def render_table(board: Board, stem: str) -> str:
     """The leaderboard as a table float: group headers over their tasks (\\cmidrule), mean and ± std aligned."""
     tasks = [i for i, c in enumerate(board.columns) if c.kind == "task"]
     computed = [i for i, c in enumerate(board.columns) if c.kind != "task"]
-    spec = "@{}l" + "r@{\\,}l" * len(tasks) + "r" * len(computed) + "r@{}l" * 3 + "@{}"
-    width = 1 + 2 * len(tasks) + len(computed) + 2 * 3
+    extra = len(board.efficiency)  # the opt-in efficiency-aware score columns, after Params and Cost
+    spec = "@{}l" + "r@{\\,}l" * len(tasks) + "r" * len(computed) + "r@{}l" * 3 + "r" * extra + "@{}"
+    width = 1 + 2 * len(tasks) + len(computed) + 2 * 3 + extra
     lines = [f"% {stem}-table.tex, written by `bench leaderboard`: \\input{{{stem}-table}} in a document with",
              f"% {PACKAGES}.", FLOAT, r"\centering",
              rf"\caption{{{escape(caption(board))}}}", rf"\label{{tab:{stem}}}", GAP, FIT,
@@ -118,6 +128,7 @@ def render_table(board: Board, stem: str) -> str:
     header += [escape(names.group(board.columns[i].key)) if board.columns[i].kind == "group" else "Mean"
                for i in computed]
     header += [rf"\multicolumn{{2}}{{c}}{{{h}}}" for h in ("Params (M)", r"Params (\%)", "Cost (h)")]
+    header += [escape(c.label) + rf"\textsuperscript{{{board.efficiency_notes[c.score]}}}" for c in board.efficiency]
     lines += [_line(header), r"\midrule"]
 
     def cells(row: Row) -> list[str]:
@@ -131,11 +142,12 @@ def render_table(board: Board, stem: str) -> str:
 
     for row in (r for r in board.rows if r.block == "runs"):
         lines.append(_line([_row_label(row), *cells(row),
-                            *[part for text in (*params_text(row), cost_text(row)) for part in _decimal(text)]]))
+                            *[part for text in (*params_text(row), cost_text(row)) for part in _decimal(text)],
+                            *[_efficiency(e, c) for e, c in zip(row.efficiency, board.efficiency, strict=True)]]))
     references = [r for r in board.rows if r.block == "reference"]
     if references:
         lines += [r"\midrule", rf"\multicolumn{{{width}}}{{@{{}}l}}{{\emph{{Published (not run here)}}}} \\"]
-        lines += [_line([_row_label(row), *cells(row), *[""] * 6]) for row in references]
+        lines += [_line([_row_label(row), *cells(row), *[""] * (6 + extra)]) for row in references]
     lines += [r"\bottomrule", r"\end{tabular}}"]
     notes = [rf"\textsuperscript{{{board.footnote_mark(t)}}}\,{escape(t)}" for t in board.footnotes]
     notes += [rf"[{escape(name)}] {escape(citation)}" for name, citation in board.sources]

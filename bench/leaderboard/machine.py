@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from bench.leaderboard.board import Board
+from bench.leaderboard.board import Board, Row
 from bench.leaderboard.escape import csv_cell
 from bench.leaderboard.provenance import SCHEMA_VERSION, provenance
 from bench.leaderboard.text import selection_text, statistics_tables
@@ -42,7 +42,26 @@ def _records(board: Board) -> list[dict[str, Any]]:
                 "trainable_m": _num(row.trainable_m), "trainable_percent": _num(row.trainable_percent),
                 "cost_h": _num(row.cost_h), "row_note": letters.get(row.footnote) if row.footnote else None,
             })
+        out += _efficiency_records(board, row, letters)
     return out
+
+
+def _efficiency_records(board: Board, row: Row, letters: dict[str, str]) -> list[dict[str, Any]]:
+    """The opt-in efficiency-aware scores of a runs row: its value per cell ('<score>:<task>'), then the row's
+    value ('<score>', taken like the Mean) where the board shows one."""
+    if row.block != "runs" or not board.efficiency:
+        return []
+    shown = [(c.key, c.score, e) for c, e in zip(board.efficiency, row.efficiency, strict=True) if c.task is None]
+    cells = [(f"{score}:{task}", score, board.efficiency_cells[(task, row.method)][score])
+             for score in board.efficiency_notes for task in board.tasks]
+    return [{
+        "block": row.block, "method": row.label, "column": key, "kind": "efficiency", "metric": score,
+        "mean": _num(entry.value), "std": None, "seeds": None, "place": entry.place or None,
+        "not_worse_than_best": None, "p_holm": None,
+        "missing_reason": letters.get(entry.footnote) if entry.value is None and entry.footnote else None,
+        "trainable_m": _num(row.trainable_m), "trainable_percent": _num(row.trainable_percent),
+        "cost_h": _num(row.cost_h), "row_note": letters.get(row.footnote) if row.footnote else None,
+    } for key, score, entry in [*cells, *shown]]
 
 
 def _csv(fields: list[str], records: Iterable[dict[str, Any]]) -> str:
@@ -139,4 +158,12 @@ def render_json(board: Board) -> str:
         "figures": sorted(board.plots),
         "figures_not_drawn": board.skipped_plots,
     }
+    if board.efficiency:  # opt-in: absent otherwise, so a board without it keeps its bytes
+        from bench.leaderboard.efficiency import SCORES
+
+        payload["efficiency"] = {
+            score: {"label": SCORES[score].label, "footnote": mark,
+                    "definition": next(t for t in board.footnotes if board.footnote_mark(t) == mark),
+                    "columns": [c.key for c in board.efficiency if c.score == score]}
+            for score, mark in board.efficiency_notes.items()}
     return json.dumps(payload, indent=1, ensure_ascii=False, sort_keys=True, default=str) + "\n"

@@ -6,7 +6,7 @@ Every name is escaped (bench.leaderboard.escape.markdown): a name can add no mar
 
 from __future__ import annotations
 
-from bench.leaderboard.board import Board, Entry, Row
+from bench.leaderboard.board import Board, EfficiencyColumn, Entry, Row
 from bench.leaderboard.escape import file_part
 from bench.leaderboard.escape import markdown as md
 from bench.leaderboard.figures import title as figure_title
@@ -18,6 +18,7 @@ from bench.leaderboard.text import (
     column_header,
     cost_text,
     decorate,
+    efficiency_text,
     hparams_table,
     metrics_tables,
     params_text,
@@ -28,6 +29,11 @@ from bench.leaderboard.text import (
 def _cell(entry: Entry, row: Row) -> str:
     return decorate(entry, md(cell_text(entry, row)), bold="**{}**", underline="<ins>{}</ins>", dagger=DAGGER,
                     sup="<sup>{}</sup>")
+
+
+def _efficiency(entry: Entry, column: EfficiencyColumn) -> str:
+    return decorate(entry, md(efficiency_text(entry, column)), bold="**{}**", underline="<ins>{}</ins>",
+                    dagger=DAGGER, sup="<sup>{}</sup>")
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -52,8 +58,11 @@ def render_markdown(board: Board, plot_files: dict[str, str] | None = None) -> s
     references = [r for r in board.rows if r.block == "reference"]
     parts = [f"# Leaderboard: {md(board.name)}", ""]
     body = [[md(r.label) + (f"<sup>{r.footnote}</sup>" if r.footnote else ""), *[_cell(e, r) for e in r.entries],
-             *params_text(r), cost_text(r)] for r in runs]
-    parts += [table([*headers, "Params (M)", "Params (%)", "Cost (h)"], body), "", md(caption(board)), ""]
+             *params_text(r), cost_text(r), *[_efficiency(e, c) for e, c in zip(r.efficiency, board.efficiency,
+                                                                                 strict=True)]] for r in runs]
+    efficiency = [md(c.label) + f"<sup>{board.efficiency_notes[c.score]}</sup>" for c in board.efficiency]
+    parts += [table([*headers, "Params (M)", "Params (%)", "Cost (h)", *efficiency], body), "", md(caption(board)),
+              ""]
     if references:
         parts += ["Published reference rows (not run here; labelled with their source):", "",
                   table(headers, [[md(r.label), *[_cell(e, r) for e in r.entries]] for r in references]), ""]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.leaderboard import names
-from bench.leaderboard.board import Board, Entry, HparamRow, MetricTable, Row, provenance_text
+from bench.leaderboard.board import Board, EfficiencyColumn, Entry, HparamRow, MetricTable, Row, provenance_text
 
 DAGGER = "†"
 TEST_WORDS = {
@@ -71,6 +71,24 @@ def cost_text(row: Row) -> str:
     return "" if row.cost_h is None else f"{row.cost_h:.3g}"
 
 
+def efficiency_text(entry: Entry, column: EfficiencyColumn) -> str:
+    """An efficiency-aware score with its score's decimals (PPT 3, a fraction; PSCP 2, in the score's unit)."""
+    from bench.leaderboard.efficiency import SCORES
+
+    return "–" if entry.value is None else f"{entry.value:.{SCORES[column.score].digits}f}"
+
+
+def efficiency_caption(board: Board) -> str:
+    """The caption's sentence on the efficiency-aware score columns ('' when none was asked for)."""
+    if not board.efficiency:
+        return ""
+    from bench.leaderboard.efficiency import SCORES
+
+    named = "; ".join(f"{SCORES[s].label}: footnote {mark}" for s, mark in board.efficiency_notes.items())
+    return (" Efficiency-aware scores (higher is better; bold and underline as above, over our runs): "
+            f"{named}.")
+
+
 def column_header(board: Board, index: int) -> str:
     column = board.columns[index]
     if column.kind == "task" and column.metric != "top1":
@@ -104,6 +122,7 @@ def caption(board: Board) -> str:
         "averaged over tasks. Cost: wall-clock hours of all grid and final runs of the row on "
         + (", ".join(board.devices) or "the recorded device")
         + "."
+        + efficiency_caption(board)
     )
 
 

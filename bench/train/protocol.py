@@ -280,6 +280,7 @@ def run_protocol(
                 record = _existing(config, store, options)
                 if record is not None:
                     prune.replay(record)
+                    _log_result(record)
                 else:
                     record = execute_run(config, method_cls, store, options, should_stop=prune.start())
                     if record is None:
@@ -363,8 +364,13 @@ def _point_text(point: dict[str, GridValue]) -> str:
 
 
 def _log_result(record: dict[str, Any]) -> None:
-    """Runs done now at INFO; runs read back from the store (a resumed command) only at DEBUG."""
-    level = logging.INFO if record.pop(FRESH, False) else logging.DEBUG
+    """Runs done now at INFO; runs read back from the store (a resumed command) only at DEBUG. Both count towards
+    the process's `[k/N]` and ETA (bench.progress) when a plan is tracked."""
+    from bench import progress
+
+    fresh = bool(record.pop(FRESH, False))
+    level = logging.INFO if fresh else logging.DEBUG
+    prefix, eta = progress.step(record, fresh)
     run, metrics = record["run"], record["metrics"]
     name = metrics.get("primary", "top1")
     score = "diverged" if record["status"] != "completed" else f"{metrics['split']} {name} {metrics[name]:.2f}"
@@ -372,7 +378,8 @@ def _log_result(record: dict[str, Any]) -> None:
     label = f" [{Smoke(**smoke).describe()}]" if smoke else ""
     log.log(
         level,
-        "%s %s %s seed=%s %s: %s (%.1f s)%s",
+        "%s%s %s %s seed=%s %s: %s (%.1f s)%s%s",
+        prefix,
         run["task"],
         run["method"],
         run["stage"],
@@ -381,4 +388,5 @@ def _log_result(record: dict[str, Any]) -> None:
         score,
         record["cost"]["wall_s"],
         label,
+        eta,
     )
