@@ -37,3 +37,16 @@ def test_wheel_carries_builtin_tasks_methods_and_assets(tmp_path: Path) -> None:
     assert where.startswith(str(target))
     assert "linear" in methods and "full_ft" in methods
     assert "mini/novel_shapes" in tasks
+    assert "bench/_builtin/reference/vpetl_2024.yaml" in names
+
+    # The installed `bench` works from any folder: validate every spec, then a smoke run of a mini task.
+    env = {**os.environ, "PYTHONPATH": str(target), "BENCH_CACHE": str(tmp_path / "cache")}
+    validate = subprocess.run([sys.executable, "-m", "bench.cli", "validate"], capture_output=True, text=True,
+                              cwd=elsewhere, env=env, timeout=300)
+    assert validate.returncode == 0, validate.stderr
+    smoke = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--task", "mini/novel_shapes", "--method",
+                            "linear", "--stage", "final", "--set", "base_lr=0.05", "--seeds", "42", "--limit", "16",
+                            "--epochs", "1", "--results", "runs"], capture_output=True, text=True, cwd=elsewhere,
+                           env=env, timeout=300)
+    assert smoke.returncode == 0, smoke.stderr
+    assert "smoke" in smoke.stdout + smoke.stderr and list((elsewhere / "runs").rglob("run.json"))
