@@ -398,7 +398,7 @@ def _pair_status(
             from bench.train.loop import key_of
 
             return store.load(store.run_dir(task.name, method_cls.name, config.stage, key_of(config, options)))
-        except (BenchError, OSError) as exc:
+        except BenchError as exc:  # an OSError (a full disk while caching the data) is the run's error, not a note
             notes.append(f"not checked: {exc}")
             return None
 

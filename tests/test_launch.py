@@ -39,7 +39,7 @@ def test_concurrent_workers_record_every_run_exactly_once(tiny_tasks_dir: Path, 
     leftovers = [p.name for p in results.rglob("*") if p.is_file()
                  and p.name not in ("run.json", "predictions.npz", "trained.pt", "trained.pt.sha256")]
     assert leftovers == []  # no lock, checkpoint or temp file
-    ran = re.findall(r"\[worker (\d)\] tiny/colors \S+ (?:grid|final) seed=", captured.err)
+    ran = re.findall(r"\[worker (\d)\] \[\d+/\d+\] tiny/colors \S+ (?:grid|final) seed=", captured.err)
     assert len(ran) == len(reference_plan)  # each run executed once, by some worker
     assert len(set(ran)) >= 2, "only one worker did any work"
     assert captured.out.count("tiny/colors") == 3  # the parent's summary, one line per method

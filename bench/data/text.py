@@ -318,7 +318,8 @@ def _read_hub(data: TextDataSpec, split: str, task_name: str) -> TextSplit:
     try:
         rows = datasets.load_dataset(hub.repo, hub.config, revision=hub.revision, split=hub_split)
     except Exception as exc:  # network, missing repo, changed layout: all mean "get the files by hand"
-        why = f"offline: {offline}" if offline else f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        first = str(exc).splitlines()[0][:200] if str(exc).strip() else ""
+        why = (f"offline: {offline}; " if offline else "") + f"{type(exc).__name__}: {first}"
         raise BenchError(f"task '{task_name}': no local files under {data.resolved_root()} and the hub dataset "
                          f"{hub.repo}@{hub.revision} could not be read ({why}).",
                          field="data.hub", hint=data.hint()) from exc

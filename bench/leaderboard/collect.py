@@ -191,11 +191,12 @@ def collect(
             continue
         chosen[pair] = records = kept
         # Cost: the grid runs of the chosen variant and the final runs of the chosen configuration.
-        variant = _variant(records[0]["run"], defaults[pair])
+        variant = _variant(records[0]["run"], defaults[pair]), _fixed(records[0]["run"], defaults[pair])
         shown = {r["key"] for r in records}
         for record in by_pair[pair]:
             is_grid = record["run"]["stage"] == "grid"
-            if (is_grid and _variant(record["run"], defaults[pair]) == variant) or record["key"] in shown:
+            same = (_variant(record["run"], defaults[pair]), _fixed(record["run"], defaults[pair])) == variant
+            if (is_grid and same) or record["key"] in shown:
                 cost = record.get("cost", {})
                 found.wall_s[pair] = found.wall_s.get(pair, 0.0) + float(cost.get("wall_s") or 0.0)
                 found.devices.setdefault(pair, set()).add(str(cost.get("device", "unknown")))
@@ -247,12 +248,18 @@ def _follows_protocol(run: dict[str, Any], grid: dict[str, list[Any]] | None) ->
     --num-tokens, an init_text): such runs answer another question than the leaderboard's."""
     if run.get("data_fraction") or run.get("train_examples"):
         return False
-    if (run.get("chosen_by") or {}).get("how") == "set":
-        return False
+    chosen = run.get("chosen_by") or {}
+    if chosen.get("how") == "set" or chosen.get("set"):
+        return False  # a value fixed on the command line, even one the protocol would also have used
     if grid is None:
         return True
     values = {**run.get("hparams", {}), **run.get("optim", {})}
     return all(values[name] in allowed for name, allowed in grid.items() if name in values)
+
+
+def _fixed(run: dict[str, Any], grid: dict[str, list[Any]] | None) -> str:
+    """The method hyper-parameters that are not grid axes (a --num-tokens sweep's grid runs differ here)."""
+    return json.dumps({k: v for k, v in run.get("hparams", {}).items() if k not in (grid or {})}, sort_keys=True)
 
 
 def _variant(run: dict[str, Any], grid: dict[str, list[Any]] | None) -> tuple[bool, Any, Any]:
