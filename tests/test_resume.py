@@ -32,13 +32,11 @@ def bench_command(tasks_dir: Path, results: Path, task: str) -> list[str]:
             "--seeds", "42", "--tasks-dir", str(tasks_dir), "--results", str(results), "--checkpoint-interval", "0"]
 
 
-def test_kill_9_then_resume_gives_the_uninterrupted_record(tiny_tasks_dir: Path, tmp_path: Path) -> None:
-    task = long_task(tiny_tasks_dir)
-    results = tmp_path / "killed"
+def kill_after_first_checkpoint(command: list[str], results: Path, timeout_s: float = 120) -> Path:
+    """Start `command`, kill -9 it shortly after its first checkpoint, and return the unfinished run's folder."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(bench_command(tiny_tasks_dir, results, task), env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout_s
     checkpoint = None
     while time.time() < deadline and checkpoint is None:
         found = list(results.rglob(CHECKPOINT)) if results.exists() else []
@@ -50,6 +48,13 @@ def test_kill_9_then_resume_gives_the_uninterrupted_record(tiny_tasks_dir: Path,
     process.wait()
     run_dir = checkpoint.parent
     assert not (run_dir / RECORD).exists(), "killed too late: the run had already finished"
+    return run_dir
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_record(tiny_tasks_dir: Path, tmp_path: Path) -> None:
+    task = long_task(tiny_tasks_dir)
+    results = tmp_path / "killed"
+    run_dir = kill_after_first_checkpoint(bench_command(tiny_tasks_dir, results, task), results)
     assert (run_dir / "lock").exists()  # left behind by the dead process; must be taken over
 
     assert main(bench_command(tiny_tasks_dir, results, task)[3:]) == 0
@@ -81,21 +86,7 @@ def test_kill_9_then_resume_a_language_run_gives_the_uninterrupted_record(tmp_pa
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(bench.metrics, "java_available", lambda: False)  # METEOR's JVM is not what is tested
     results = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(language_command(results), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    checkpoint = None
-    while time.time() < deadline and checkpoint is None:
-        found = list(results.rglob(CHECKPOINT)) if results.exists() else []
-        checkpoint = found[0] if found else None
-        time.sleep(0.02)
-    assert checkpoint is not None, "the run never wrote a checkpoint"
-    time.sleep(0.3)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    run_dir = checkpoint.parent
-    assert not (run_dir / RECORD).exists(), "killed too late: the run had already finished"
+    kill_after_first_checkpoint(language_command(results), results, timeout_s=180)
 
     assert main(language_command(results)[3:]) == 0
     (resumed,) = list(RunStore(results).records())
