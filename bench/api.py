@@ -55,6 +55,10 @@ class Variant:
             parts.append(f"{self.train_examples} training examples")
         return ", ".join(parts)
 
+    def fixed_values(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """The values fixed for this variant's runs: the --set values, and its prompt length when it sweeps one."""
+        return {**overrides, **({"num_tokens": self.num_tokens} if self.num_tokens is not None else {})}
+
 
 @dataclass(frozen=True)
 class Pair:
@@ -121,12 +125,17 @@ def smoke_of(request: RunRequest) -> Smoke | None:
 
 def check_smoke(request: RunRequest) -> None:
     """--limit and --epochs are positive whole numbers."""
-    for flag, value, example in (("--limit", request.limit, "--limit 32"), ("--epochs", request.epochs, "--epochs 1")):
+    for flag, value in (("--limit", request.limit), ("--epochs", request.epochs)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise BenchError(
-                f"{flag} must be a positive whole number, got {value!r}.",
-                hint=f"e.g. {example} (a smoke run: a quick check, kept apart from the protocol's runs).",
-            )
+            raise smoke_value_error(flag, value)
+
+
+def smoke_value_error(flag: str, value: object) -> BenchError:
+    """The one error for a bad --limit / --epochs value, whether the CLI or the API found it."""
+    return BenchError(
+        f"{flag} must be a positive whole number, got {value!r}.",
+        hint="e.g. --limit 32 --epochs 1 (a smoke run: a quick check, kept apart from the protocol's runs).",
+    )
 
 
 def pairs(request: RunRequest) -> list[Pair]:
@@ -230,11 +239,11 @@ def check_plan(plan: Sequence[Pair], request: RunRequest) -> None:
 
 def run_options(request: RunRequest, progress: bool = False) -> RunOptions:
     from bench.train.config import RunOptions
-    from bench.train.device import configure_threads, default_device
+    from bench.train.device import configure_threads, default_device, default_precision
 
     configure_threads()
     device = default_device(request.device)
-    precision = request.precision or ("bf16" if device.type == "cuda" else "fp32")
+    precision = default_precision(request.precision, device.type)
     return RunOptions(
         device=device,
         precision=precision,
@@ -253,9 +262,7 @@ def run_pair(pair: Pair, request: RunRequest, options: RunOptions) -> TaskResult
     options = dataclasses.replace(
         options, precision=task_precision(pair.task.protocol.precision, options.precision, options.torch_device().type)
     )
-    fixed = dict(request.overrides)
-    if pair.variant.num_tokens is not None:
-        fixed["num_tokens"] = pair.variant.num_tokens
+    fixed = pair.variant.fixed_values(request.overrides)
     shard = Shard(*request.shard) if request.shard else None
     seeds = list(request.seeds) if request.seeds else None
     return run_protocol(
@@ -674,7 +681,7 @@ def study_prefix_length(
 
     vision = of_modality(specs, "vision")
     if vision:
-        from bench.train.device import configure_threads, default_device
+        from bench.train.device import configure_threads, default_device, default_precision
 
         configure_threads()
         torch_device = default_device(device)
@@ -685,7 +692,7 @@ def study_prefix_length(
             cost_batch,
             cost_steps,
             torch_device,
-            "bf16" if torch_device.type == "cuda" else "fp32",
+            default_precision(None, torch_device.type),
         )
     return report, prefix_length.write(report, out)
 

@@ -40,6 +40,7 @@ class PlannedVariant(Protocol):
     @property
     def train_examples(self) -> int | None: ...
     def describe(self) -> str: ...
+    def fixed_values(self, overrides: dict[str, GridValue]) -> dict[str, GridValue]: ...
 
 
 class PlannedPair(Protocol):
@@ -368,18 +369,15 @@ def _pair_status(
     sizes: dict[str, int | None],
     backbone: tuple[int, float] | None,
 ) -> PairStatus:
-    from bench.train.device import task_precision
+    from bench.train.device import default_precision, task_precision
     from bench.train.modality import modality_for
-    from bench.train.protocol import Shard, grid_points, method_settings
+    from bench.train.protocol import Shard, chosen_by_of, grid_points, method_settings
 
     task, method_cls = pair.task, pair.method
-    fixed: dict[str, GridValue] = dict(request.overrides)
-    if pair.variant.num_tokens is not None:
-        fixed["num_tokens"] = pair.variant.num_tokens
+    fixed = pair.variant.fixed_values(request.overrides)
     settings = method_settings(task, method_cls, fixed)
     points = grid_points(settings)
-    precision = task_precision(task.protocol.precision, request.precision or ("bf16" if kind == "cuda" else "fp32"),
-                               kind)
+    precision = task_precision(task.protocol.precision, default_precision(request.precision, kind), kind)
     epochs = smoke.epochs if smoke is not None and smoke.epochs is not None else settings.epochs
     seeds = list(request.seeds or task.protocol.seeds)
     shard = Shard(*request.shard) if request.shard else None
@@ -408,8 +406,7 @@ def _pair_status(
         return make_config(task, method_cls, settings, point, stage, seed, prune, pair.variant.data_fraction,
                            pair.variant.train_examples, precision, chosen_by if stage == "final" else None, smoke)
 
-    # As bench.train.protocol.run_protocol: how the final point is chosen is part of the final runs' identity.
-    chosen_by = {"how": "val" if len(points) > 1 else ("set" if fixed else "spec"), "set": fixed}
+    chosen_by = chosen_by_of(points, fixed)  # part of the final runs' identity, as run_protocol decides it
     prune = None
     if request.grid_prune and len(points) > 1:
         from bench.train.pruning import prune_settings

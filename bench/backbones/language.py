@@ -226,10 +226,11 @@ class LanguageBackbone(Backbone):
         """From config.json alone (a local folder, or the hub cache); no tokenizer, no weights."""
         from transformers import AutoConfig
 
-        if not Path(resolve_model_path(spec.model)).is_dir():
+        source = resolve_model_path(spec.model)
+        if not Path(source).is_dir():
             prefer_offline()
         try:
-            config = AutoConfig.from_pretrained(resolve_model_path(spec.model), revision=spec.revision,
+            config = AutoConfig.from_pretrained(source, revision=spec.revision,
                                                 **spec.config_overrides)
         except OSError as exc:
             raise BenchError(f"cannot read the config of '{spec.model}': {str(exc).splitlines()[0]}",

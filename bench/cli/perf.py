@@ -71,7 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def methods(args: argparse.Namespace) -> int:
     from bench import api, registry
     from bench.perf.methods import measure, precision_report, project_protocol, projection_report, report
-    from bench.train.device import configure_threads, default_device
+    from bench.train.device import configure_threads, default_device, default_precision
     from bench.train.modality import of_modality
 
     task = _vision_task(args)
@@ -79,7 +79,7 @@ def methods(args: argparse.Namespace) -> int:
     classes = sorted(classes, key=lambda c: c.name)
     configure_threads()
     torch_device = default_device(args.device)
-    precision = args.precision or ("bf16" if torch_device.type == "cuda" else "fp32")
+    precision = default_precision(args.precision, torch_device.type)
     base, costs = measure(task, classes, args.batch, args.steps, torch_device, precision)
     print(report(task, base, costs, args.batch, torch_device, precision))
     precision_ratios: dict[str, float] = {}
@@ -114,12 +114,12 @@ def methods(args: argparse.Namespace) -> int:
 def data(args: argparse.Namespace) -> int:
     from bench import registry
     from bench.perf import data as perf_data
-    from bench.train.device import configure_threads, default_device
+    from bench.train.device import configure_threads, default_device, default_precision
 
     task = _vision_task(args)
     configure_threads()
     torch_device = default_device(args.device)
-    precision = args.precision or ("bf16" if torch_device.type == "cuda" else "fp32")
+    precision = default_precision(args.precision, torch_device.type)
     method = registry.get_method(args.method, methods_dirs(args))
     cost = perf_data.measure(task, method, args.batch, args.images, torch_device, precision)
     print(perf_data.report(task, cost, torch_device, precision))

@@ -98,12 +98,12 @@ def whole_number(text: str | None, flag: str) -> int | None:
     """A smoke option's value as an integer (its range is checked with the rest of the request, api.check_smoke)."""
     if text is None:
         return None
+    from bench.api import smoke_value_error
+
     try:
         return int(text)
     except ValueError:
-        raise BenchError(f"{flag} must be a positive whole number, got {text!r}.",
-                         hint="e.g. --limit 32 --epochs 1 (a smoke run: a quick check, kept apart from the "
-                              "protocol's runs).") from None
+        raise smoke_value_error(flag, text) from None
 
 
 def command(args: argparse.Namespace) -> int:

@@ -66,14 +66,20 @@ def smoke_subset(count: int, limit: int, labels: np.ndarray | None = None) -> np
     return np.sort(order[:limit])
 
 
+def subset_fingerprint(fingerprint: str, tag: float | str, indices: np.ndarray) -> str:
+    """The fingerprint of a subset of a split (image or text): the split's, what chose the subset, and the kept
+    indices."""
+    import hashlib
+
+    return hashlib.sha256(f"{fingerprint}:{tag}:{indices.tobytes().hex()}".encode()).hexdigest()[:16]
+
+
 def take(split: DecodedSplit, indices: np.ndarray, tag: float | str) -> DecodedSplit:
     """The subset as a split of its own, with a fingerprint that names the subset (`tag`: the fraction, or what
     chose the subset, e.g. 'limit 10')."""
-    import hashlib
-
     index = torch.from_numpy(indices)
     images = (split.images[index] if isinstance(split.images, torch.Tensor)
               else [split.images[i] for i in indices.tolist()])
-    digest = hashlib.sha256(f"{split.fingerprint}:{tag}:{indices.tobytes().hex()}".encode()).hexdigest()[:16]
+    digest = subset_fingerprint(split.fingerprint, tag, indices)
     name = f"{tag:g}" if isinstance(tag, float) else tag
     return DecodedSplit(f"{split.name}[{name}]", images, split.labels[index], digest)

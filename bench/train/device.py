@@ -55,6 +55,11 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def default_precision(requested: str | None, device_type: str) -> str:
+    """--precision when given, else bf16 autocast on CUDA and fp32 on the CPU."""
+    return requested or ("bf16" if device_type == "cuda" else "fp32")
+
+
 def task_precision(task_value: str, run_value: str, device_type: str) -> str:
     """The precision a run trains in: the task's protocol.precision when it fixes one (the paper profile: fp32, or
     fp16 for BART as apex O1 ran it), else the run options' (bf16 autocast on CUDA, fp32 on CPU). Reduced

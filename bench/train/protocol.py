@@ -84,6 +84,13 @@ def grid_points(settings: MethodSettings) -> list[dict[str, GridValue]]:
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*settings.grid.values())]
 
 
+def chosen_by_of(points: list[dict[str, GridValue]], overrides: dict[str, GridValue] | None) -> dict[str, Any]:
+    """How the final runs' point is chosen ('val', 'set' or 'spec', with the --set values): part of their identity,
+    so a point fixed by --set never shares a record (or a leaderboard cell) with the same point selected on val."""
+    fixed_by_set = dict(overrides or {})
+    return {"how": "val" if len(points) > 1 else ("set" if fixed_by_set else "spec"), "set": fixed_by_set}
+
+
 def make_config(
     task: AnyTaskSpec,
     method_cls: type[Method],
@@ -232,13 +239,9 @@ def run_protocol(
         "--grid-prune": grid_prune,
     }
     modality_for(task).check_variants(task, [flag for flag, asked in requested.items() if asked])
-    # How the final runs' point is chosen is part of their identity: a point fixed by --set never shares a
-    # record (or a leaderboard cell) with the same point selected on val.
-    fixed_by_set = dict(overrides or {})
-    how = "val" if len(points) > 1 else ("set" if fixed_by_set else "spec")
-    chosen_by = {"how": how, "set": fixed_by_set}
+    chosen_by = chosen_by_of(points, overrides)
     if len(points) == 1:
-        rule = "fixed by --set" if how == "set" else "fixed by the task spec (single-point grid)"
+        rule = "fixed by --set" if chosen_by["how"] == "set" else "fixed by the task spec (single-point grid)"
         selection = {"rule": rule, "point": points[0], "chosen_by": chosen_by}
     elif "grid" in stages or "final" in stages:
         prune, prune_config = None, None

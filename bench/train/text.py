@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.data.subsets import smoke_subset
+from bench.data.subsets import smoke_subset, subset_fingerprint
 from bench.data.text import TextItem, TextSplit, read_text_split
 from bench.data.tokenized import TokenizedPairs, tokenized
 from bench.errors import BenchError
@@ -139,7 +139,9 @@ class TextBatcher:
             out.update({"min_length": settings.min_length, "min_new_tokens": settings.min_new_tokens,
                         "no_repeat_ngram_size": settings.no_repeat_ngram_size or defaults["no_repeat_ngram_size"],
                         **{k: defaults[k] for k in ("eos_token_id", "pad_token_id", "decoder_start_token_id",
-                                                      "forced_bos_token_id", "forced_eos_token_id")}})
+                                                      "forced_bos_token_id", "forced_eos_token_id")},
+                        # what 3.2 banned when the spec bans nothing (the model config's bad_words_ids)
+                        "config_bad_words_ids": defaults["bad_words_ids"]})
         else:
             out.update({"min_new_tokens": settings.min_new_tokens,
                         "no_repeat_ngram_size": settings.no_repeat_ngram_size})
@@ -218,7 +220,7 @@ class TextBatcher:
     def _legacy(self, model: PeftModel, ids: torch.Tensor, mask: torch.Tensor, lengths: list[int],
                 decoding: dict[str, Any], banned: list[list[int]] | None) -> list[list[int]]:
         """transformers 3.2's beam search: lengths count the prompt (or BART's decoder start token)."""
-        from bench.generation import legacy_beam_search, legacy_generation_defaults
+        from bench.generation import legacy_beam_search
 
         min_length: int | list[int] = (decoding["min_length"] if decoding["min_length"] is not None
                                        else [n + decoding["min_new_tokens"] for n in lengths])
@@ -227,8 +229,7 @@ class TextBatcher:
             max_length=[n + decoding["max_new_tokens"] for n in lengths], min_length=min_length,
             length_penalty=decoding["length_penalty"], early_stopping=decoding["early_stopping"],
             eos_token_id=decoding["eos_token_id"], pad_token_id=decoding["pad_token_id"],
-            bad_words_ids=banned if banned is not None else legacy_generation_defaults(model.backbone.model)[
-                "bad_words_ids"],
+            bad_words_ids=banned if banned is not None else decoding["config_bad_words_ids"],
             no_repeat_ngram_size=decoding["no_repeat_ngram_size"],
             decoder_start_token_id=decoding["decoder_start_token_id"],
             forced_bos_token_id=decoding["forced_bos_token_id"], forced_eos_token_id=decoding["forced_eos_token_id"])
@@ -273,12 +274,11 @@ def limited_split(split: TextSplit, limit: int) -> TextSplit:
     if len(split.items) <= limit:
         return split
     import dataclasses
-    import hashlib
 
     kept = smoke_subset(len(split.items), limit)
     items = [split.items[i] for i in kept.tolist()]
     sources = {item.source for item in items}
-    digest = hashlib.sha256(f"{split.fingerprint}:limit {limit}:{kept.tobytes().hex()}".encode()).hexdigest()[:16]
+    digest = subset_fingerprint(split.fingerprint, f"limit {limit}", kept)
     return dataclasses.replace(split, name=f"{split.name}[limit {limit}]", items=items,
                                pairs=[pair for pair in split.pairs if pair[0] in sources], fingerprint=digest)
 
