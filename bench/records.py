@@ -22,6 +22,9 @@ TRAINED = "trained.pt"  # final PEFT runs: the trained parameters (method + head
 
 
 RESULT_FILES = (PREDICTIONS, OUTPUTS, TRAINED, "subset.json")  # checksummed in the record
+# Files a store may leave out without the score losing its evidence: the trained parameters serve analyses, not
+# the score (the committed example runs and packs made without weights omit them). Present, they must match.
+MAY_BE_LEFT_OUT = frozenset({TRAINED})
 
 
 def file_sha256(path: Path) -> str:
@@ -112,7 +115,8 @@ def file_problems(run_dir: Path, record: dict[str, Any]) -> list[str]:
     for name, digest in record.get("files", {}).items():
         path = run_dir / name
         if not path.is_file():
-            found.append(f"{name} is missing (the record lists it)")
+            if name not in MAY_BE_LEFT_OUT:
+                found.append(f"{name} is missing (the record lists it)")
         elif file_sha256(path) != digest:
             found.append(f"{name} does not match the checksum in its record")
     metrics = record.get("metrics", {})

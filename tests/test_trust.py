@@ -201,6 +201,27 @@ def test_a_prediction_file_that_disagrees_is_caught(stored: Path, tiny_tasks_dir
     assert "(n=1)" in out and "predictions.npz does not match the checksum in its record" in out
 
 
+def test_weights_may_be_left_out_but_never_replaced(stored: Path, tiny_tasks_dir: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A store without trained.pt (the committed example runs, a clone) keeps its scores; other weights in its
+    place, or a missing prediction file, set the run aside."""
+    before = board(stored, tiny_tasks_dir, capsys)
+    records = finals(stored)
+    for record in records:
+        (Path(record["_dir"]) / "trained.pt").unlink()
+    assert board(stored, tiny_tasks_dir, capsys) == before
+    assert "left out" not in before
+    assert main(["doctor", "--results", str(stored)]) == 0
+    (Path(records[0]["_dir"]) / "trained.pt").write_bytes(b"other weights")
+    out = board(stored, tiny_tasks_dir, capsys)
+    assert "(n=1)" in out and "trained.pt does not match the checksum in its record" in out
+    (Path(records[1]["_dir"]) / "predictions.npz").unlink()
+    assert main(["doctor", "--results", str(stored)]) == 1
+    found = capsys.readouterr().out
+    assert "trained.pt does not match the checksum in its record" in found
+    assert "predictions.npz is missing (the record lists it)" in found
+
+
 @pytest.mark.parametrize("content", ["{not json", "[]", '{"key": 3}', "\x00\xff", ""])
 def test_malformed_records_never_raise_a_traceback(stored: Path, tiny_tasks_dir: Path, content: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
