@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-faults test-slow lint install clean-results leaderboards studies study-runs example-runs
+.PHONY: demo demo-full test test-faults test-slow test-long lint install clean-results leaderboards studies study-runs example-runs
 
 install: $(STAMP)
 
@@ -13,18 +13,27 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
-# The offline mini suites: every vision method x 3 generated image tasks (grid + 5 seeds), then four methods on
-# the generated data-to-text (tiny GPT-2) and summarisation (tiny BART) tasks (3 seeds); one leaderboard each.
-# Leaderboards (Markdown, LaTeX, HTML, CSV, JSON, plots) go to results/leaderboards/demo/.
-# Then small versions of the studies (results/studies/demo/): sample efficiency and prefix length of the three
-# prefix variants on mini/novel_shapes, prefix initialisation on mini/e2e, and the attention analysis of two
-# Deep-share runs (`make studies` builds the larger, committed versions on all of mini).
+# The offline demo (goal: 5 minutes on 2 CPU cores, docs/measurements.md): every vision method on the mini suite and four methods on the
+# generated data-to-text task (tiny GPT-2) under the demo protocol (`--protocol demo`: 2 seeds, each method's
+# hyper-parameters fixed, no grid search; tasks/mini/_base.yaml says which), their leaderboards
+# (results/leaderboards/demo/), and the prefix-length study of the three prefix variants (results/studies/demo/).
 demo: $(STAMP)
+	$(BIN)/bench run --task mini --method all --protocol demo
+	$(BIN)/bench leaderboard --suite mini --protocol demo --out results/leaderboards/demo
+	$(BIN)/bench run --task mini/e2e --method $(NLG_METHODS) --protocol demo
+	$(BIN)/bench leaderboard --suite mini/e2e --protocol demo --out results/leaderboards/demo
+	$(BIN)/bench study prefix-length --suite mini/novel_shapes --methods $(PREFIX_METHODS) --lengths 2,8 \
+		--cost-steps 5 --protocol demo --out results/studies/demo
+
+# The whole clean protocol on both mini suites (about 25 minutes on 2 cores): every vision method x 3 generated
+# image tasks (grid + 5 seeds), four methods on the data-to-text and summarisation tasks (3 seeds); one leaderboard
+# each (results/leaderboards/demo-full/), then small versions of the studies (results/studies/demo-full/).
+demo-full: $(STAMP)
 	$(BIN)/bench run --task mini --method all
-	$(BIN)/bench leaderboard --suite mini --out results/leaderboards/demo
+	$(BIN)/bench leaderboard --suite mini --out results/leaderboards/demo-full
 	$(BIN)/bench run --task mini-nlg --method $(NLG_METHODS)
-	$(BIN)/bench leaderboard --suite mini-nlg --out results/leaderboards/demo
-	$(MAKE) --no-print-directory study-runs STUDY_OUT=results/studies/demo STUDY_SUITE=mini/novel_shapes \
+	$(BIN)/bench leaderboard --suite mini-nlg --out results/leaderboards/demo-full
+	$(MAKE) --no-print-directory study-runs STUDY_OUT=results/studies/demo-full STUDY_SUITE=mini/novel_shapes \
 		STUDY_LENGTHS=2,8,32 INIT_EXAMPLES=50,200 INIT_SEEDS=101,42
 
 NLG_METHODS := deep_share,no_share,lora,full_ft
@@ -81,9 +90,15 @@ test: $(STAMP)
 test-faults: $(STAMP)
 	$(BIN)/python -m pytest -q -m faults -s
 
-# Minutes-long tests (the whole demo, re-training the mini backbone); not part of `make test`.
+# The slower tests (seconds to a few minutes each: worker processes, subprocess checks, the wheel, language
+# training, re-training the tiny language models); not part of `make test`; CI runs them.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# Whole-protocol reproductions (the clean mini protocol against the committed runs, re-training the mini ViT):
+# tens of minutes; run before a release.
+test-long: $(STAMP)
+	$(BIN)/python -m pytest -q -m long
 
 # The prepared GPU check, offline, under 8 minutes (scripts/gpu_check.sh): `bench perf methods` and `bench perf data`
 # on ViT-B/16 at 224x224, batch 128, bf16 and fp32, with the projected VTAB-1k hours, then a short smoke run; the

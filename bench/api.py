@@ -87,16 +87,25 @@ def resolve(
 
 
 def methods(names: Sequence[str], methods_dirs: Sequence[str | Path] = ()) -> list[type[Method]]:
-    """Method classes by name; ("all",) gives every registered method."""
+    """Method classes by name; ("all",) gives every registered method. A name no method has is refused from the
+    catalog, before any method file (and torch) is imported."""
     from bench import registry
+    from bench.method_catalog import method_catalog
+    from bench.peft_spec import PREFIX as PEFT_PREFIX
+    from bench.peft_spec import is_peft_method
 
+    known = method_catalog(dirs(methods_dirs))
+    for name in names:
+        if name != "all" and name not in known and not name.startswith(PEFT_PREFIX) and not is_peft_method(name):
+            raise registry.unknown_method(name, list(known))  # peft: configs and their stored names: built on demand
     if tuple(names) == ("all",):
         return list(registry.load_methods(dirs(methods_dirs)).values())
     return [registry.get_method(name, dirs(methods_dirs)) for name in names]
 
 
 def validate(tasks_dirs: Sequence[str | Path] = (), methods_dirs: Sequence[str | Path] = ()) -> tuple[int, int, int]:
-    """Load every task, suite and method file; returns (tasks, suites, methods). Raises on the first problem."""
+    """Load every task and suite file and every method file (unless unchanged since it last imported cleanly, see
+    bench.method_catalog); returns (tasks, suites, methods). Raises on the first problem."""
     from bench import registry
 
     files = registry.spec_files(dirs(tasks_dirs))
@@ -108,7 +117,9 @@ def validate(tasks_dirs: Sequence[str | Path] = (), methods_dirs: Sequence[str |
         else:
             registry.load_task(entry.path, name)
             tasks += 1
-    return tasks, suites, len(registry.load_methods(dirs(methods_dirs)))
+    from bench.method_catalog import method_catalog
+
+    return tasks, suites, len(method_catalog(dirs(methods_dirs)))
 
 
 # ---------------------------------------------------------------- planning and running
@@ -130,6 +141,21 @@ def check_smoke(request: RunRequest) -> None:
             raise smoke_value_error(flag, value)
 
 
+def refuse_bad_set_values(request: RunRequest, tasks: Sequence[AnyTaskSpec]) -> None:
+    """--set values that a named method's hyper-parameters refuse, found from the method catalog before any method
+    file (and torch) is imported; check_plan checks every value again with the methods' own classes."""
+    if not request.overrides:
+        return
+    from bench.method_catalog import method_catalog, refuse_bad_values
+
+    known = method_catalog(dirs(request.methods_dirs))
+    modalities = {task.modality for task in tasks}
+    named = ([n for n, info in known.items() if modalities & set(info.modalities)]
+             if tuple(request.methods) == ("all",) else [n for n in request.methods if n in known])
+    for name in named:
+        refuse_bad_values(known[name], request.overrides, "--set")
+
+
 def smoke_value_error(flag: str, value: object) -> BenchError:
     """The one error for a bad --limit / --epochs value, whether the CLI or the API found it."""
     return BenchError(
@@ -142,6 +168,7 @@ def pairs(request: RunRequest) -> list[Pair]:
     """Every (task, method, variant) protocol of a request, checked before anything runs."""
     check_smoke(request)
     _, tasks = resolve(request.task, request.tasks_dirs, request.protocol)
+    refuse_bad_set_values(request, tasks)
     classes = methods(request.methods, request.methods_dirs)
     everything = tuple(request.methods) == ("all",)
     if request.num_tokens:
@@ -175,6 +202,10 @@ def pairs(request: RunRequest) -> list[Pair]:
         if not (everything and task.modality not in method_cls.modalities)
     ]
     check_plan(plan, request)
+    for task, method_cls in {(p.task.name, p.method.name): (p.task, p.method) for p in plan}.values():
+        check_task = getattr(method_cls, "check_task", None)  # HF peft hook: module names checked on the backbone
+        if callable(check_task):
+            check_task(task)
     return plan
 
 
@@ -190,8 +221,17 @@ def check_plan(plan: Sequence[Pair], request: RunRequest) -> None:
     known = registry.load_methods(dirs(request.methods_dirs))
     for task in {p.task.name: p.task for p in plan}.values():
         registry.check_references(task, known, dirs(request.tasks_dirs))
-        if request.limit is not None and (why := modality_for(task).smoke_warning(task, request.limit)):
+        modality = modality_for(task)
+        if request.limit is not None and (why := modality.smoke_warning(task, request.limit)):
             log.warning("%s", why)
+        if request.compile and "--compile" not in modality.variants:
+            raise BenchError(
+                f"--compile does not apply to {modality.name} tasks such as '{task.name}': their runs train and "
+                "decode eager, and a record must not say compiled when eager ran.",
+                field="--compile",
+                hint="Leave --compile out for this task (tasks whose runs compile say so in each record's "
+                "cost.compile).",
+            )
         fixed = task.protocol.precision
         if request.precision is not None and fixed not in ("auto", request.precision):
             raise BenchError(
@@ -239,10 +279,14 @@ def check_plan(plan: Sequence[Pair], request: RunRequest) -> None:
 
 def run_options(request: RunRequest, progress: bool = False) -> RunOptions:
     from bench.train.config import RunOptions
-    from bench.train.device import configure_threads, default_device, default_precision
+    """How this process runs the request: the device (refusing a silent CPU fall back), precision, TF32, compile."""
+    from bench.train.device import announce_cpu, configure_threads, default_device, default_precision, effective_tf32
 
     configure_threads()
     device = default_device(request.device)
+    announce_cpu(request.device, device)
+    if request.tf32 and device.type != "cuda":
+        log.warning("--tf32 has no effect on the %s: the runs are true fp32 (and their keys say so)", device)
     precision = default_precision(request.precision, device.type)
     return RunOptions(
         device=device,
@@ -250,6 +294,7 @@ def run_options(request: RunRequest, progress: bool = False) -> RunOptions:
         checkpoint_interval_s=request.checkpoint_interval,
         progress=progress,
         compile="inductor" if request.compile else None,
+        tf32=effective_tf32(request.tf32, device.type),
     )
 
 
@@ -309,17 +354,26 @@ class RunOutcome:
         return [result.summary(pair.variant.describe()) for pair, result in self.results]
 
 
-def run(request: RunRequest, *, workers: int = 1, progress: bool = False) -> RunOutcome:
+def run(request: RunRequest, *, workers: int = 1, progress: bool = False, track: str | None = None) -> RunOutcome:
     """Run the protocol of every pair of the request. With `workers` > 1, that many local worker processes share
     the plan through the run store first; this process then reads their records back. Each finished run's log
     line carries `[k/N]` and an ETA (bench.progress); with workers, each worker counts its own over the whole
-    plan."""
+    plan. `track` ('mlflow' or 'wandb') also logs each run trained here or by the workers (bench.track); a
+    tracker that is not installed is refused before anything runs."""
+    from bench.track import tracking as experiment_tracking
+
+    with experiment_tracking(track):
+        return _run(request, workers=workers, progress=progress)
+
+
+def _run(request: RunRequest, *, workers: int, progress: bool) -> RunOutcome:
     from bench.estimate import plan_progress
     from bench.progress import tracking
 
     plan = pairs(request)
     refuse_missing_data([p.task for p in plan])
     counter = plan_progress(request, plan, smoke_of(request))
+    options = run_options(request, progress=progress)  # the device is checked before any worker starts
     if workers > 1:
         from bench.ops import launch
 
@@ -331,7 +385,6 @@ def run(request: RunRequest, *, workers: int = 1, progress: bool = False) -> Run
                 "stored; run the same command again to finish the others."
             )
         log.info("all %d workers finished; collecting the results", workers)
-    options = run_options(request, progress=progress)
     log.info("run store: %s; device: %s (%s)", request.results_dir, options.device, options.precision)
     results: dict[int, TaskResult] = {}
 
@@ -423,7 +476,7 @@ def leaderboard(
         references = load_references()
     settings = boards.Settings(test=test, alpha=alpha, resamples=resamples)
     board = boards.build(
-        store, name, tasks, list(methods) if methods else None, groups, references, settings, plots=plots,
+        store, name, tasks, _stored_names(methods) if methods else None, groups, references, settings, plots=plots,
         protocol=protocol, efficiency=efficiency,
     )
     if not any(row.block == "runs" and any(e.value is not None for e in row.entries) for row in board.rows):
@@ -436,6 +489,13 @@ def leaderboard(
             + (f" (with --protocol {protocol})." if protocol != "clean" else "."),
         )
     return board
+
+
+def _stored_names(methods: Sequence[str]) -> list[str]:
+    """Method names as the store has them: a `peft:` config text becomes its stored name (bench.peft_spec)."""
+    from bench.peft_spec import PREFIX, resolve
+
+    return [resolve(name).name if name.startswith(PREFIX) else name for name in methods]
 
 
 def find_run(run: str, results: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
@@ -598,10 +658,12 @@ def _study_request(
     results: str | Path | None,
     tasks_dirs: Sequence[str | Path],
     methods_dirs: Sequence[str | Path],
+    protocol: str = "clean",
     **variant: Any,
 ) -> RunRequest:
     return RunRequest(
         task=task,
+        protocol=protocol,
         methods=tuple(method_names),
         results=str(results) if results else None,
         tasks_dirs=tuple(map(str, tasks_dirs)),
@@ -622,6 +684,7 @@ def study_sample_efficiency(
     resamples: int = 1000,
     tasks_dirs: Sequence[str | Path] = (),
     methods_dirs: Sequence[str | Path] = (),
+    protocol: str = "clean",
 ) -> tuple[Any, list[Path]]:
     """Score vs training fraction: runs what is missing (unless `run_missing` is False), then the report."""
     from bench.store import RunStore
@@ -630,8 +693,9 @@ def study_sample_efficiency(
     if reference not in method_names:
         raise BenchError(f"--reference {reference} is not among --methods ({', '.join(method_names)}).")
     methods(method_names, methods_dirs)
-    suite_spec, specs = resolve(suite, tasks_dirs)
-    request = _study_request(suite, method_names, results, tasks_dirs, methods_dirs, data_fractions=tuple(fractions))
+    suite_spec, specs = resolve(suite, tasks_dirs, protocol)
+    request = _study_request(suite, method_names, results, tasks_dirs, methods_dirs, protocol,
+                             data_fractions=tuple(fractions))
     if run_missing:
         run(request)
     name = suite_spec.name if suite_spec is not None else specs[0].name
@@ -643,6 +707,7 @@ def study_sample_efficiency(
         reference,
         list(fractions),
         resamples=resamples,
+        protocol=protocol,
     )
     return report, sample_efficiency.write(report, out)
 
@@ -660,6 +725,7 @@ def study_prefix_length(
     run_missing: bool = True,
     tasks_dirs: Sequence[str | Path] = (),
     methods_dirs: Sequence[str | Path] = (),
+    protocol: str = "clean",
 ) -> tuple[Any, list[Path]]:
     """Score, parameters and cost vs prompt / prefix length."""
     from bench.store import RunStore
@@ -669,13 +735,13 @@ def study_prefix_length(
     if not chosen or min(chosen) < 1:
         raise BenchError("--lengths must be positive integers, e.g. 2,10,20.")
     classes = {m.name: m for m in methods([*method_names, *(n for _, n, _ in prefix_length.SHARE_TYPES)], methods_dirs)}
-    suite_spec, specs = resolve(suite, tasks_dirs)
-    request = _study_request(suite, method_names, results, tasks_dirs, methods_dirs, num_tokens=tuple(chosen))
+    suite_spec, specs = resolve(suite, tasks_dirs, protocol)
+    request = _study_request(suite, method_names, results, tasks_dirs, methods_dirs, protocol, num_tokens=tuple(chosen))
     if run_missing:
         run(request)
     name = suite_spec.name if suite_spec is not None else specs[0].name
     report = prefix_length.build(
-        RunStore(request.results_dir), name, [t.name for t in specs], list(method_names), chosen
+        RunStore(request.results_dir), name, [t.name for t in specs], list(method_names), chosen, protocol
     )
     from bench.train.modality import of_modality
 
@@ -710,6 +776,7 @@ def study_init(
     resamples: int = 1000,
     tasks_dirs: Sequence[str | Path] = (),
     methods_dirs: Sequence[str | Path] = (),
+    protocol: str = "clean",
 ) -> tuple[Any, list[Path]]:
     """Random vs word-initialised prefixes at several training-set sizes (language tasks)."""
     from bench import registry
@@ -720,7 +787,7 @@ def study_init(
         raise BenchError(f"method '{method}' has no init_text hyper-parameter.", hint="Use --methods no_share.")
     from bench.train.modality import require
 
-    spec = registry.load_task_by_name(task, dirs(tasks_dirs))
+    spec = registry.load_task_by_name(task, dirs(tasks_dirs), protocol)
     require(spec, "language", "`bench study init` initialises language prefixes")
     chosen = sorted(set(sizes))
     if not chosen or chosen[0] < 1:
@@ -731,6 +798,7 @@ def study_init(
         results,
         tasks_dirs,
         methods_dirs,
+        protocol,
         train_examples=tuple(chosen),
         seeds=tuple(seeds) if seeds else None,
     )
@@ -738,7 +806,8 @@ def study_init(
         for text in [None, *words]:
             overrides = {} if text is None else {"init_text": text}
             run(dataclasses.replace(request, overrides=overrides))
-    report = init.build(RunStore(request.results_dir), spec.name, method, list(words), chosen, resamples=resamples)
+    report = init.build(RunStore(request.results_dir), spec.name, method, list(words), chosen, resamples=resamples,
+                        protocol=protocol)
     return report, init.write(report, out)
 
 

@@ -369,7 +369,7 @@ def _pair_status(
     sizes: dict[str, int | None],
     backbone: tuple[int, float] | None,
 ) -> PairStatus:
-    from bench.train.device import default_precision, task_precision
+    from bench.train.device import default_precision, effective_tf32, task_precision
     from bench.train.modality import modality_for
     from bench.train.protocol import Shard, chosen_by_of, grid_points, method_settings
 
@@ -404,7 +404,8 @@ def _pair_status(
         from bench.train.protocol import make_config
 
         return make_config(task, method_cls, settings, point, stage, seed, prune, pair.variant.data_fraction,
-                           pair.variant.train_examples, precision, chosen_by if stage == "final" else None, smoke)
+                           pair.variant.train_examples, precision, chosen_by if stage == "final" else None, smoke,
+                           effective_tf32(request.tf32, kind))
 
     chosen_by = chosen_by_of(points, fixed)  # part of the final runs' identity, as run_protocol decides it
     prune = None

@@ -103,6 +103,9 @@ def method_filter(names: Sequence[str] | None, root: Path, methods_dirs: Sequenc
     known here or one the store has runs of."""
     if not names or tuple(names) == ("all",):
         return None
+    from bench.peft_spec import PREFIX, resolve
+
+    names = [resolve(n).name if n.startswith(PREFIX) else n for n in names]  # a peft: config's stored name
     _, stored = stored_names(root)
     unknown = [n for n in names if n not in stored]
     if unknown:

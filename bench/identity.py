@@ -2,7 +2,8 @@
 
 A method's code identity is a hash of its source file with comments, docstrings and layout removed (the AST), plus
 the helper modules of its own folder that it imports: editing how a method computes gives its runs new keys, while
-rewording a comment does not. The engine's own code is identified by bench.train.config.RUNNER_VERSION, bumped by
+rewording a comment does not. A class may compute its own (`own_code_identity()`: the `peft:` methods add the
+installed peft version). The engine's own code is identified by bench.train.config.RUNNER_VERSION, bumped by
 hand when a change moves results. Backbone weights are identified by the SHA-256 of their files when they are
 local (cached per file size and modification time), else by hub name and revision.
 """
@@ -40,6 +41,9 @@ def normalized_source(path: Path) -> str:
 
 def code_identity(cls: type) -> str:
     """Hash of the normalized source of the module defining `cls` and of the sibling modules it imports."""
+    own = getattr(cls, "own_code_identity", None)
+    if callable(own):  # a method whose computation is also another package's code (bench.peft_methods: + peft version)
+        return str(own())
     source = inspect.getsourcefile(cls)
     if source is None:
         return f"unknown:{cls.__module__}.{cls.__qualname__}"

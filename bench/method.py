@@ -94,15 +94,18 @@ class Method(ABC, Generic[H]):
         try:
             return cls.HParams.model_validate(values)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
-            allowed = ", ".join(sorted(cls.HParams.model_fields)) or "(none)"
-            raise BenchError(
-                f"invalid hyper-parameter for method '{cls.name}': {err['msg']}.",
-                file=where or None,
-                field=field,
-                hint=f"Hyper-parameters of '{cls.name}': {allowed}.",
-            ) from None
+            raise hparams_error(cls.name, exc, list(cls.HParams.model_fields), where) from None
+
+
+def hparams_error(method: str, exc: ValidationError, fields: list[str], where: str = "") -> BenchError:
+    """The one error for a refused hyper-parameter, whether the method's class or its catalog entry refused it."""
+    err = exc.errors()[0]
+    return BenchError(
+        f"invalid hyper-parameter for method '{method}': {err['msg']}.",
+        file=where or None,
+        field=".".join(str(p) for p in err["loc"]),
+        hint=f"Hyper-parameters of '{method}': {', '.join(sorted(fields)) or '(none)'}.",
+    )
 
 
 M = TypeVar("M", bound=type[Method[Any]])

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from bench.errors import BenchError, did_you_mean
 from bench.method import METHODS, Method
+from bench.peft_spec import PREFIX as PEFT_PREFIX
+from bench.peft_spec import is_peft_method
 from bench.spec import AnyTaskSpec, SuiteSpec, is_suite_file, load_suite, load_task
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -87,7 +89,7 @@ def load_task_by_name(name: str, tasks_dirs: tuple[Path, ...] = (), profile: str
     if entry is None or entry.is_suite:
         tasks = [n for n, f in files.items() if not f.is_suite]
         raise BenchError(f"unknown task '{name}'.{did_you_mean(name, tasks)}", hint="See `bench list tasks`.")
-    return load_task(entry.path, entry.name, profile)
+    return with_peft_names(load_task(entry.path, entry.name, profile), entry.path)
 
 
 def resolve_tasks(
@@ -103,7 +105,7 @@ def resolve_tasks(
             hint="See `bench list tasks` and `bench list suites`.",
         )
     if not entry.is_suite:
-        return None, [load_task(entry.path, entry.name, profile)]
+        return None, [with_peft_names(load_task(entry.path, entry.name, profile), entry.path)]
     suite = load_suite(entry.path, entry.name)
     tasks: list[AnyTaskSpec] = []
     for task_name in suite.tasks:
@@ -115,7 +117,7 @@ def resolve_tasks(
                 field="tasks",
                 hint=did_you_mean(task_name, [n for n, f in files.items() if not f.is_suite]).strip(),
             )
-        tasks.append(load_task(member.path, task_name, profile))
+        tasks.append(with_peft_names(load_task(member.path, task_name, profile), member.path))
     for group, members in suite.groups.items():
         for member_name in members:
             if member_name not in suite.tasks:
@@ -127,10 +129,25 @@ def resolve_tasks(
     return suite, tasks
 
 
+def with_peft_names(task: AnyTaskSpec, path: Path) -> AnyTaskSpec:
+    """HF peft hook: protocol.methods keys written as `peft:` configs become the names their runs are stored under
+    (bench.peft_spec), so that those settings apply to them; a task without such keys is returned unchanged.
+    protocol.methods is not part of any run's identity, so no key changes."""
+    if not any(name.startswith(PEFT_PREFIX) for name in task.protocol.methods):
+        return task
+    from bench.peft_spec import resolve
+
+    methods = {
+        resolve(name, f"protocol.methods.{name}", str(path)).name if name.startswith(PEFT_PREFIX) else name: value
+        for name, value in task.protocol.methods.items()
+    }
+    return task.model_copy(update={"protocol": task.protocol.model_copy(update={"methods": methods})})
+
+
 def check_references(task: AnyTaskSpec, methods: dict[str, type[Method]], tasks_dirs: tuple[Path, ...] = ()) -> None:
     """Every method a task spec names under protocol.methods exists (a typo there would silently be ignored)."""
     for name in task.protocol.methods:
-        if name not in methods:
+        if name not in methods and not is_peft_method(name):  # peft: configs are checked where they are read
             entry = spec_files(tasks_dirs).get(task.name)
             raise BenchError(
                 f"protocol.methods names the method '{name}', which does not exist.{did_you_mean(name, list(methods))}",
@@ -153,13 +170,25 @@ def load_methods(methods_dirs: tuple[Path, ...] = ()) -> dict[str, type[Method]]
 
 
 def get_method(name: str, methods_dirs: tuple[Path, ...] = ()) -> type[Method]:
+    if name.startswith(PEFT_PREFIX):  # HF peft hook: a `peft:` config is a method of its own, built on demand
+        from bench.peft_methods import method_class
+
+        return method_class(name)
     methods = load_methods(methods_dirs)
     if name not in methods:
-        raise BenchError(
-            f"unknown method '{name}'.{did_you_mean(name, list(methods))}",
-            hint="See `bench list methods`; your own methods load with --methods-dir DIR.",
-        )
+        if is_peft_method(name):  # HF peft hook: the stored name of a `peft:` method's runs (config in its hparams)
+            from bench.peft_methods import stored_method_class
+
+            return stored_method_class(name)
+        raise unknown_method(name, list(methods))
     return methods[name]
+
+
+def unknown_method(name: str, known: list[str]) -> BenchError:
+    return BenchError(
+        f"unknown method '{name}'.{did_you_mean(name, known)}",
+        hint="See `bench list methods`; your own methods load with --methods-dir DIR.",
+    )
 
 
 @cache

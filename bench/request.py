@@ -40,6 +40,7 @@ class RunRequest:
     num_tokens: tuple[int, ...] | None = None
     train_examples: tuple[int, ...] | None = None
     compile: bool = False
+    tf32: bool = False  # --tf32: TF32 matmuls and convolutions on CUDA; off = true fp32
     grid_prune: bool = False
     shard: tuple[int, int] | None = None
     tasks_dirs: tuple[str, ...] = ()

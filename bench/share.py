@@ -451,8 +451,10 @@ class _CurrentCode:
             from bench import registry
             from bench.identity import code_identity
 
-            known = registry.load_methods(self.methods_dirs)
-            self.codes[method] = code_identity(known[method]) if method in known else None
+            try:  # built-in, --methods-dir and entry-point methods, and the stored names of peft: methods
+                self.codes[method] = code_identity(registry.get_method(method, self.methods_dirs))
+            except BenchError:
+                self.codes[method] = None
         here = self.codes[method]
         if here is None:
             return f"method '{method}' is not known here (give its folder with --methods-dir)"

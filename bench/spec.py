@@ -6,6 +6,7 @@ This module must not import torch, so listing and validating specs stays fast.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from pathlib import Path
@@ -622,12 +623,20 @@ class StrictLoader(yaml.SafeLoader):
 
 
 def strict_yaml(text: str) -> Any:
-    """What yaml.safe_load gives, through StrictLoader."""
-    loader = StrictLoader(text)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
+    """What yaml.safe_load gives, through StrictLoader. Parsed once per text in a process (a fresh copy each
+    call): listing the specs, then resolving suites and includes, reads the same files many times."""
+    if text not in _PARSED:
+        loader = StrictLoader(text)
+        try:
+            _PARSED[text] = loader.get_single_data()
+        finally:
+            loader.dispose()
+        if len(_PARSED) > 512:
+            _PARSED.pop(next(iter(_PARSED)))
+    return copy.deepcopy(_PARSED[text])
+
+
+_PARSED: dict[str, Any] = {}
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

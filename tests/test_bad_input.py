@@ -1,6 +1,6 @@
-"""The bad-input table of the README ("Bad input"), case by case: exit code 2, one paragraph on stderr that says
-what is wrong (and where), no traceback, and not one stored byte changed (a store with finished runs is in
-place during every case). The README table and CASES must list the same cases."""
+"""The bad-input table of docs/reliability.md ("Bad input"), case by case: exit code 2, one paragraph on stderr
+that says what is wrong (and where), no traceback, and not one stored byte changed (a store with finished runs
+is in place during every case). The docs table and CASES must list the same cases."""
 
 from __future__ import annotations
 
@@ -198,9 +198,9 @@ def test_bad_input_is_one_clear_paragraph_exit_2_and_changes_nothing(
     assert _files(results) == before  # nothing stored changed
 
 
-def test_the_readme_table_lists_exactly_these_cases() -> None:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### Bad input", 1)[1].split("\n#", 1)[0]
+def test_the_docs_table_lists_exactly_these_cases() -> None:
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    section = text.split("## Bad input", 1)[1].split("\n#", 1)[0]
     rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")][1:]
     assert len(rows) >= 20
     assert [row.strip("`") for row in rows] == list(CASES)

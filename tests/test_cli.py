@@ -114,32 +114,6 @@ def test_list_methods_params_for_cub(capsys: pytest.CaptureFixture[str]) -> None
     assert "153,800" in out  # the CUB head
 
 
-def test_perf_methods_prints_ratios(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["perf", "methods", "--method", "no_share,linear", "--steps", "2", "--batch", "4",
-                 "--perf-dir", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "reference (frozen backbone, gradient to the input)" in out
-    assert "no_share" in out and "linear" in out and "ratio" in out
-    assert "projected vtab protocol (19 tasks, full grid, every final seed)" in out
-    assert "70.3 M training images, 1.52 M evaluated" in out
-    figures = json.loads((tmp_path / "methods.json").read_text())
-    assert set(figures["methods"]) == {"no_share", "linear"} and figures["projection"]["suite"] == "vtab"
-
-
-def test_protocol_projection_counts_the_images_of_the_whole_vtab_protocol() -> None:
-    from bench import registry
-    from bench.perf.methods import project_protocol
-
-    _, tasks = registry.resolve_tasks("vtab")
-    projection = project_protocol(tasks, registry.get_method("deep_share"), train_per_s=1000.0, eval_per_s=4000.0)
-    # per task: 40 grid points x 100 epochs x 800 images + 5 seeds x 100 epochs x 1000 images = 3.7 M;
-    # val (200 images) at epochs 10, 20, ..., 100 of each grid run; test sizes unknown without the data
-    assert projection.train_images == 19 * (40 * 100 * 800 + 5 * 100 * 1000)
-    assert projection.eval_images == 19 * 40 * 10 * 200
-    assert len(projection.unknown_sizes) == 19
-    assert projection.hours == pytest.approx((70_300_000 / 1000 + 1_520_000 / 4000) / 3600)
-
-
 def test_perf_data_compares_cached_tensors_with_decoding_and_writes_json(tmp_path: Path,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["perf", "data", "--images", "16", "--batch", "8", "--perf-dir", str(tmp_path)]) == 0

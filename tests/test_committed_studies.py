@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,6 +17,7 @@ COMMITTED = ROOT / "results" / "studies"
 PREFIX_METHODS = "no_share,simple_share,deep_share"
 
 
+@pytest.mark.slow
 def test_committed_study_reports_rebuild_from_the_committed_runs(tmp_path: Path) -> None:
     common = ["--results", str(RUNS), "--out", str(tmp_path), "--no-run"]
     assert main(["study", "sample-efficiency", "--suite", "mini", "--methods", PREFIX_METHODS, *common]) == 0

@@ -46,3 +46,19 @@ def test_the_readme_starts_with_the_two_commands_and_has_contents() -> None:
     first_block = text.split("```bash", 1)[1].split("```", 1)[0].strip().splitlines()
     assert [line.split()[:2] for line in first_block] == [["make", "demo"], ["make", "test"]]
     assert "## Contents" in text and "## Status" not in text
+
+
+def test_the_readme_is_a_front_page_that_lists_every_docs_page() -> None:
+    """The README stays short (the details live in docs/), and its Documentation list links every page there."""
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 250, "README.md grew past a front page: move the details into docs/"
+    listed = set(re.findall(r"\]\((docs/[\w.-]+\.md)\)", text.split("## Documentation", 1)[1]))
+    pages = {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")}
+    assert pages - listed == set(), f"README's Documentation list does not link: {sorted(pages - listed)}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_no_page_is_a_development_diary(page: Path) -> None:
+    """Pages say what the project is and does, not what changed when."""
+    diary = re.compile(r"^#+ (?:status|changelog|what changed)\b|^#+ .*\bsession\b", re.I | re.M)
+    assert not diary.findall(page.read_text()), f"{page.name}: {diary.findall(page.read_text())}"

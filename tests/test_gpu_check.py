@@ -37,6 +37,7 @@ def gpu_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
                                "TMPDIR": str(tmp_path), **env})
 
 
+@pytest.mark.slow
 def test_the_tiny_check_writes_every_figure(tmp_path: Path) -> None:
     done = gpu_check(tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

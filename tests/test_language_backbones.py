@@ -4,6 +4,8 @@ reference parameter counts of the language Deep-share (reference §1.2), and eve
 from __future__ import annotations
 
 import copy
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -214,3 +216,223 @@ def test_init_text_is_refused_on_vision() -> None:
     cls = registry.get_method("no_share")
     with pytest.raises(BenchError, match="init_text"):
         cls(cls.parse_hparams({"init_text": "summarize"})).attach(backbone)
+
+
+# -- building offline (bench/backbones/files.py) --------------------------------------------------------------------
+
+GPT2_MEDIUM_REVISION = "46d27d4bef13a36eebe5b89bbb1bd2d072a379d0"
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to open a connection fails the test."""
+    import socket
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture
+def empty_hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf-cache"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+@pytest.mark.parametrize(("kind", "model", "revision", "parameters", "layers"), [
+    # GPT-2 medium with the [PAD] row its tokenizer would add (Li & Liang); BART-large as published
+    ("gpt2", "gpt2-medium", GPT2_MEDIUM_REVISION, 354_823_168 + 1024, 24),
+    ("bart", "facebook/bart-large", "cb48c1365bd826bd521f650dc2e0940aee54720c", 406_291_456, 36),
+])
+def test_random_weight_language_backbones_build_from_the_shipped_config_without_the_hub(
+        kind: str, model: str, revision: str, parameters: int, layers: int, no_network: None,
+        empty_hf_cache: Path) -> None:
+    from bench.backbones import build_backbone
+    from bench.backbones.files import MissingTokenizer
+
+    with torch.device("meta"):  # the real shapes, no memory
+        spec = LanguageBackboneSpec(kind=kind, model=model, revision=revision, pretrained=False)
+        backbone: Any = build_backbone(spec)
+    assert backbone.backbone_parameter_count() == parameters
+    assert (backbone.num_layers, backbone.hidden_size, backbone.num_heads) == (layers, 1024, 16)
+    assert isinstance(backbone.tokenizer, MissingTokenizer)
+    with pytest.raises(BenchError, match=rf"tokenizer of '{model}'.*not on this machine.*hf download {model}"):
+        backbone.tokenizer("some text")
+
+
+def test_a_missing_tokenizer_survives_a_deep_copy_and_fails_on_use() -> None:
+    from bench.backbones.files import MissingTokenizer
+
+    stand_in = copy.deepcopy(MissingTokenizer(LanguageBackboneSpec(kind="gpt2", model="gpt2-medium")))
+    assert not stand_in and not hasattr(stand_in, "__deepcopy__")
+    for use in (lambda: stand_in.pad_token_id, lambda: len(stand_in), lambda: stand_in.decode([1])):
+        with pytest.raises(BenchError, match="tokenizer of 'gpt2-medium'"):
+            use()
+
+
+def test_a_folder_with_only_a_config_builds_random_weights(tmp_path: Path, no_network: None) -> None:
+    from bench.backbones import build_backbone
+
+    transformers.BartConfig(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4,
+                            decoder_attention_heads=4, vocab_size=60, encoder_ffn_dim=64,
+                            decoder_ffn_dim=64).save_pretrained(tmp_path)
+    backbone: Any = build_backbone(LanguageBackboneSpec(kind="bart", model=str(tmp_path), pretrained=False))
+    assert backbone.num_layers == 3 and backbone.model.config.vocab_size == 60  # BART has a pad token: no new row
+
+
+def test_an_unshipped_config_offline_is_one_paragraph(no_network: None, empty_hf_cache: Path) -> None:
+    from bench.backbones import build_backbone
+
+    with pytest.raises(BenchError) as error:
+        build_backbone(LanguageBackboneSpec(kind="gpt2", model="gpt2-large", pretrained=False))
+    assert error.value.field == "backbone.model" and "gpt2-medium" in str(error.value)
+    assert "hf download gpt2-large config.json" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_pretrained_weights_absent_offline_say_what_to_download(monkeypatch: pytest.MonkeyPatch,
+                                                                empty_hf_cache: Path) -> None:
+    from bench import hub
+    from bench.backbones import build_backbone
+
+    monkeypatch.setattr(hub, "prefer_offline", lambda: "HF_HUB_OFFLINE is set")
+    spec = LanguageBackboneSpec(kind="gpt2", model="gpt2-medium", revision=GPT2_MEDIUM_REVISION)
+    with pytest.raises(BenchError) as error:
+        build_backbone(spec)
+    text = str(error.value)
+    assert error.value.exit_code == 2 and error.value.field == "backbone.model" and "\n" not in text
+    assert "not on this machine and the Hugging Face hub cannot be reached (HF_HUB_OFFLINE is set)" in text
+    assert f"hf download gpt2-medium --revision {GPT2_MEDIUM_REVISION} --local-dir DIR" in text
+    assert "backbone.model: DIR" in text and str(empty_hf_cache) in text
+
+
+def _hub_cache_entry(cache: Path, repo: str, revision: str) -> tuple[Path, Any]:
+    """A Hugging Face cache entry as `hf download` leaves it: a tiny GPT-2 and the mini tokenizer."""
+    from bench.backbones.files import ASSETS_DIR
+
+    snapshot = cache / f"models--{repo.replace('/', '--')}" / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    (cache / f"models--{repo.replace('/', '--')}" / "refs").mkdir()
+    (cache / f"models--{repo.replace('/', '--')}" / "refs" / "main").write_text(revision)
+    torch.manual_seed(1)
+    config = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=2000, n_positions=64)
+    model = transformers.GPT2LMHeadModel(config)
+    model.save_pretrained(snapshot)
+    transformers.AutoTokenizer.from_pretrained(ASSETS_DIR / "mini_gpt2").save_pretrained(snapshot)
+    return snapshot, model
+
+
+def test_pretrained_weights_load_from_the_hugging_face_cache_offline(monkeypatch: pytest.MonkeyPatch,
+                                                                      empty_hf_cache: Path, no_network: None) -> None:
+    from bench import hub
+    from bench.backbones import build_backbone
+
+    monkeypatch.setattr(hub, "prefer_offline", lambda: "HF_HUB_OFFLINE is set")
+    _, saved = _hub_cache_entry(empty_hf_cache, "gpt2-medium", GPT2_MEDIUM_REVISION)
+    # shift_positions off keeps GPT-2's own parameter names
+    backbone: Any = build_backbone(LanguageBackboneSpec(kind="gpt2", model="gpt2-medium",
+                                                        revision=GPT2_MEDIUM_REVISION, shift_positions=False))
+    assert backbone.tokenizer.pad_token == "[PAD]"  # the mini tokenizer has one: no new row
+    loaded = backbone.model.state_dict()
+    for name, tensor in saved.state_dict().items():
+        torch.testing.assert_close(loaded[name], tensor, msg=name)
+
+
+def test_a_damaged_weight_file_in_the_cache_is_named(monkeypatch: pytest.MonkeyPatch, empty_hf_cache: Path,
+                                                    no_network: None) -> None:
+    from bench import hub
+    from bench.backbones import build_backbone
+
+    monkeypatch.setattr(hub, "prefer_offline", lambda: "HF_HUB_OFFLINE is set")
+    snapshot, _ = _hub_cache_entry(empty_hf_cache, "gpt2-medium", GPT2_MEDIUM_REVISION)
+    weights = snapshot / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(BenchError, match="could not read the files of 'gpt2-medium'.*download it again"):
+        build_backbone(LanguageBackboneSpec(kind="gpt2", model="gpt2-medium", revision=GPT2_MEDIUM_REVISION))
+
+
+# -- decoding with prefixes ----------------------------------------------------------------------------------------
+
+SUMMARY_SOURCES = ["the city council met on monday to discuss the new bridge over the river",
+                   "a local team won the cup after a long season",
+                   "scientists found a new species of frog in the forest"]
+# Recorded on mini BART with the implementation that joined the cross-attention prefix at every decoding step
+# (before the prefix was kept in the cross-attention cache): the same token ids must come out.
+RECORDED_BEAMS = {
+    "no_share": {
+        "current": [[2, 0, 88, 263, 747, 646, 288, 315, 394, 2, 1, 1, 1],
+                    [2, 0, 69, 569, 1740, 1067, 268, 702, 1529, 419, 262, 584, 2],
+                    [2, 0, 87, 71, 77, 429, 820, 313, 268, 568, 8, 84, 2]],
+        "legacy": [[0, 88, 263, 747, 646, 288, 315, 394], [0, 69, 569, 1740, 1067, 268, 702, 1529, 419, 262, 584],
+                   [0, 87, 71, 77, 429, 820, 313, 268, 568, 8, 84]]},
+    "deep_share": {
+        "current": [[2, 0, 88, 263, 828, 646, 288, 315, 394, 288, 603, 438, 2],
+                    [2, 0, 69, 569, 857, 1067, 268, 1633, 1529, 419, 262, 584, 2],
+                    [2, 0, 87, 71, 77, 1166, 1629, 1065, 262, 568, 8, 84, 2]],
+        "legacy": [[0, 88, 263, 828, 646, 288, 315, 394, 288, 603, 438],
+                   [0, 69, 569, 857, 1067, 268, 1633, 1529, 419, 262, 584],
+                   [0, 87, 71, 77, 1166, 1629, 1065, 262, 568, 8, 84]]},
+}
+BEAM_HPARAMS = {"no_share": {"num_tokens": 6, "dropout": 0.0},
+                "deep_share": {"num_tokens": 6, "mlp_hidden": 16, "dropout": 0.0}}
+
+
+def mini_bart_with(method: str) -> tuple[Any, Any]:
+    from bench.backbones import build_backbone
+    from bench.train.model import PeftModel as LanguagePeftModel
+
+    torch.manual_seed(0)
+    backbone = build_backbone(LanguageBackboneSpec(kind="bart", model="bench:mini_bart"))
+    cls = registry.get_method(method)
+    return backbone, LanguagePeftModel(backbone, cls(cls.parse_hparams(BEAM_HPARAMS[method]))).eval()
+
+
+@pytest.mark.parametrize("method", ["no_share", "deep_share"])
+def test_beam_search_with_a_prefix_gives_the_recorded_outputs(method: str) -> None:
+    from bench.generation import legacy_beam_search, legacy_generation_defaults
+
+    backbone, _ = mini_bart_with(method)
+    tok, hf = backbone.tokenizer, backbone.model
+    enc = tok(SUMMARY_SOURCES, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        current = hf.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], num_beams=4,
+                              do_sample=False, max_new_tokens=12, min_new_tokens=3, length_penalty=0.8,
+                              early_stopping=False, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        defaults = legacy_generation_defaults(hf)
+        legacy = legacy_beam_search(hf, enc["input_ids"], enc["attention_mask"], num_beams=4, max_length=13,
+                                    min_length=4, length_penalty=0.8, early_stopping=False,
+                                    eos_token_id=defaults["eos_token_id"], pad_token_id=defaults["pad_token_id"],
+                                    decoder_start_token_id=defaults["decoder_start_token_id"],
+                                    forced_eos_token_id=defaults["forced_eos_token_id"])
+    assert current.tolist() == RECORDED_BEAMS[method]["current"]
+    assert legacy == RECORDED_BEAMS[method]["legacy"]
+
+
+def test_the_cross_attention_prefix_is_joined_once_per_generate_call() -> None:
+    backbone, _ = mini_bart_with("no_share")
+    calls: dict[int, int] = {}
+    own = backbone.layer_prefix
+
+    def counting(layer: int, batch: int) -> object:
+        calls[layer] = calls.get(layer, 0) + 1
+        return own(layer, batch)
+
+    object.__setattr__(backbone, "layer_prefix", counting)
+    enc = backbone.tokenizer(SUMMARY_SOURCES[:2], return_tensors="pt", padding=True)
+    steps = 8
+    for _ in range(2):  # a second call starts from a fresh cache: once more, not never
+        with torch.no_grad():
+            out = backbone.model.generate(**enc, num_beams=3, do_sample=False, max_new_tokens=steps,
+                                          min_new_tokens=steps)
+    assert out.shape[1] == steps + 1
+    encoder, decoder_self, cross = backbone.stacks()
+    assert all(calls[layer] == 2 for layer in encoder)
+    assert all(calls[layer] == 2 * steps for layer in decoder_self)  # self-attention keys grow at every step
+    assert all(calls[layer] == 2 for layer in cross)
+    assert all(module.__dict__["_bench_slot"].kept is None for module in backbone.attention_modules())

@@ -29,6 +29,7 @@ def reference_plan(tiny_tasks_dir: Path, tmp_path: Path) -> set[str]:
     return records(tmp_path / "single")
 
 
+@pytest.mark.slow
 def test_concurrent_workers_record_every_run_exactly_once(tiny_tasks_dir: Path, tmp_path: Path,
                                                           reference_plan: set[str],
                                                           capsys: pytest.CaptureFixture[str]) -> None:
@@ -45,6 +46,7 @@ def test_concurrent_workers_record_every_run_exactly_once(tiny_tasks_dir: Path, 
     assert captured.out.count("tiny/colors") == 3  # the parent's summary, one line per method
 
 
+@pytest.mark.slow
 def test_shards_split_the_plan_into_disjoint_parts(tiny_tasks_dir: Path, tmp_path: Path,
                                                    reference_plan: set[str]) -> None:
     results = tmp_path / "shards"
@@ -67,6 +69,7 @@ def test_launcher_options_are_checked(tiny_tasks_dir: Path, tmp_path: Path) -> N
     assert not tmp_path.joinpath("tiny").exists()
 
 
+@pytest.mark.slow
 def test_slurm_path_through_submitits_local_executor(tiny_tasks_dir: Path, tmp_path: Path,
                                                      reference_plan: set[str],
                                                      capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,3 +83,16 @@ def test_slurm_path_through_submitits_local_executor(tiny_tasks_dir: Path, tmp_p
         text = task_log.read_text()
         assert "run store:" in text and "Job completed successfully" in text, text[-2000:]
     assert capsys.readouterr().out.count("tiny/colors") == 3
+
+
+def test_slurm_memory_comes_from_the_plan() -> None:
+    """dSprites/loc's final run maps train800val200 (1,000 images) and the 73,728-image test split at 224x224x3
+    bytes: 11,248,656,384 bytes = 10.5 GiB -> 11, plus the 8 GiB base; a language task needs the base only."""
+    from bench import registry
+    from bench.ops.slurm import BASE_MEMORY_GIB, plan_memory_gib
+
+    dsprites = registry.load_task_by_name("vtab/dsprites_loc")
+    assert plan_memory_gib([dsprites]) == BASE_MEMORY_GIB + 11 == 19
+    cifar = registry.load_task_by_name("vtab/cifar100")  # 11,000 images: 1,655,808,000 bytes -> 2 GiB
+    assert plan_memory_gib([cifar, dsprites]) == 19 and plan_memory_gib([cifar]) == BASE_MEMORY_GIB + 2
+    assert plan_memory_gib([registry.load_task_by_name("nlg/e2e")]) == BASE_MEMORY_GIB

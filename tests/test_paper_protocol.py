@@ -63,6 +63,7 @@ def test_unknown_protocol_exits_2_naming_the_profiles(capsys: pytest.CaptureFixt
 # ---------------------------------------------------------------- identity and records
 
 
+@pytest.mark.slow
 def test_paper_runs_get_their_own_keys_and_say_so(results: Path) -> None:
     args = ["run", "--task", "mini/novel_shapes", "--method", "linear", *FAST, "--results", str(results)]
     assert main(args) == 0

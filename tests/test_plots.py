@@ -7,6 +7,8 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from bench.leaderboard import escape, plots
 
 POINTS = [("linear", 0.0, 51.4), ("vpt", 0.17, 45.9), ("no_share", 1.39, 50.1), ("lora", 5.5, 46.5),
@@ -103,6 +105,7 @@ def test_labels_do_not_overlap_when_there_is_room() -> None:
     assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes)
 
 
+@pytest.mark.slow
 def test_figures_are_byte_identical_in_another_process() -> None:
     here = svgs() + [f.svg for f in rendered()]
     pdfs = [f.pdf for f in rendered()]

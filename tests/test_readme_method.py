@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from bench.cli import main
 from bench.method import METHODS
 from bench.store import RunStore
@@ -19,6 +21,7 @@ def readme_method_source() -> str:
     return match.group(1)
 
 
+@pytest.mark.slow
 def test_readme_method_runs_with_methods_dir_on_the_mini_suite(tmp_path: Path) -> None:
     folder = tmp_path / "my_methods"
     folder.mkdir()

@@ -51,6 +51,7 @@ def kill_after_first_checkpoint(command: list[str], results: Path, timeout_s: fl
     return run_dir
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_gives_the_uninterrupted_record(tiny_tasks_dir: Path, tmp_path: Path) -> None:
     task = long_task(tiny_tasks_dir)
     results = tmp_path / "killed"

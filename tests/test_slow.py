@@ -1,4 +1,4 @@
-"""Minutes-long checks, outside the default suite (`make test-slow`)."""
+"""Whole-protocol reproductions (tens of minutes), outside the default suite and CI (`make test-long`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from bench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.long
 
 
 def table_rows(board: Path) -> dict[str, list[str]]:

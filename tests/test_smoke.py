@@ -106,6 +106,7 @@ def test_the_smoke_subset_is_fixed_nested_and_takes_the_classes_in_turn() -> Non
 # ---------------------------------------------------------------- runs
 
 
+@pytest.mark.slow
 def test_a_vision_smoke_run_reads_at_most_n_examples_trains_e_epochs_and_is_marked(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
     results = tmp_path / "runs"
@@ -145,6 +146,7 @@ def test_a_vision_smoke_run_reads_at_most_n_examples_trains_e_epochs_and_is_mark
     assert (Path(fraction["_dir"]) / "subset.json").is_file()
 
 
+@pytest.mark.slow
 def test_a_language_smoke_run_through_the_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("transformers")
     import bench.metrics

@@ -102,6 +102,7 @@ def test_sample_efficiency_study_runs_and_reports(tiny_tasks_dir: Path, tmp_path
     assert (out_dir / "sample-efficiency-tiny.svg").read_text().count("<svg") == 1
 
 
+@pytest.mark.slow
 def test_prefix_length_study_reports_scores_parameters_and_cost(tiny_tasks_dir: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "studies"
     assert main(["study", "prefix-length", "--suite", "tiny", "--methods", "no_share,deep_share", "--lengths", "2,4",
@@ -120,6 +121,7 @@ def test_prefix_length_study_reports_scores_parameters_and_cost(tiny_tasks_dir: 
     assert "## Cost of the length and of the reparameterisation" in (out_dir / "prefix-length-tiny.md").read_text()
 
 
+@pytest.mark.slow
 def test_initialisation_study_on_the_mini_data_to_text_task(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "studies"
     assert main(["study", "init", "--task", "mini/e2e", "--methods", "no_share", "--words", "summarize",

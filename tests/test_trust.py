@@ -302,6 +302,7 @@ def test_leases_are_listed_and_released_by_hand(tmp_path: Path, monkeypatch: pyt
     assert main(["leases", "release", "--results", str(results)]) == 2
 
 
+@pytest.mark.slow
 def test_two_plain_runs_on_one_plan_finish_it_between_them(tiny_tasks_dir: Path, tmp_path: Path) -> None:
     results = tmp_path / "runs"
     command = [sys.executable, "-m", "bench", "run", "--task", "tiny", "--method", "linear,full_ft",

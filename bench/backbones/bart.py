@@ -4,6 +4,7 @@ Layers: encoder self-attention 0..L-1, decoder self-attention L..2L-1, decoder c
 stack gets its own prefix, as in Li & Liang's BART code); blocks: the encoder layers, then the decoder layers.
 Learned input tokens go in front of the encoder's input embeddings; the encoder mask and the decoder's
 cross-attention mask get as many visible positions, also inside `generate` (which runs the encoder once).
+The cross-attention's prefix joins its cached keys/values once per `generate` call (they are the same at every step).
 """
 
 from __future__ import annotations
@@ -59,6 +60,18 @@ class _CrossAttentionMask:
         return args, {**kwargs, "encoder_attention_mask": _widen(mask, added)}
 
 
+def _keep_cross_cache(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Forward pre-hook on a decoder cross-attention: the cache that keeps its keys/values over decoding steps, so
+    its prefix is put in front once per `generate` call (language.py, `_Slot.with_prefix`)."""
+    cache = kwargs.get("past_key_values")
+    cross = getattr(cache, "cross_attention_cache", None)
+    module.__dict__["_bench_slot"].kept = None if cross is None else (cross, module.layer_idx)
+
+
+def _release_cross_cache(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+    module.__dict__["_bench_slot"].kept = None
+
+
 def _widen(mask: torch.Tensor | None, added: int) -> torch.Tensor | None:
     """A 2-D padding mask with `added` visible positions in front."""
     if mask is None or mask.dim() != 2:
@@ -72,6 +85,9 @@ class BartBackbone(LanguageBackbone):
     def __init__(self, model: Any, tokenizer: Any, spec: Any) -> None:
         super().__init__(model, tokenizer, spec)
         self.num_input_tokens = 0  # input tokens in front of the current encoder output
+        for layer in self._layers()[1]:
+            layer.encoder_attn.register_forward_pre_hook(_keep_cross_cache, with_kwargs=True)
+            layer.encoder_attn.register_forward_hook(_release_cross_cache, with_kwargs=True, always_call=True)
 
     @classmethod
     def model_class(cls) -> Any:

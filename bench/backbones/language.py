@@ -2,8 +2,10 @@
 
 Prefix keys/values enter through transformers' attention-function registry: a registered function
 ("bench_prefix") puts the layer's prefix in front of the keys/values the model computed (and cached) and
-then calls transformers' own SDPA function, so the fused kernel stays in use. Because the prefix is added
-inside the attention function it is never written into the KV cache: beam reordering never touches it.
+then calls transformers' own SDPA function, so the fused kernel stays in use. Self-attention keys grow at every
+decoding step, so their prefix is added at every call and never written into the KV cache (beam reordering never
+touches it); keys that a cache keeps unchanged over the steps (BART's cross-attention) get it once per `generate`
+call, at the first step, written into that cache layer (`_Slot.with_prefix`). Loading: files.py.
 The q/k/v delta and hook are forward hooks on the projections, so they act before anything is cached; the
 MLP hook is a forward pre-hook on each block's second MLP projection.
 
@@ -17,20 +19,18 @@ from __future__ import annotations
 
 import functools
 from abc import abstractmethod
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.backbones import files
 from bench.backbones.base import Backbone, Part, PrefixKV
 from bench.errors import BenchError
-from bench.hub import prefer_offline
 from bench.spec import LanguageBackboneSpec
 
 ATTENTION_NAME = "bench_prefix"
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 _REGISTERED = False
 
 
@@ -53,13 +53,9 @@ def prefix_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, 
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     slot = module.__dict__.get("_bench_slot")
-    prefix = slot.backbone.layer_prefix(slot.layer, query.shape[0]) if slot is not None else None
-    if prefix is not None:
-        prefix_key, prefix_value = prefix
-        positions = prefix_key.shape[2]
-        q_len, kv_len = query.shape[2], key.shape[2]
-        key = torch.cat([prefix_key.to(key.dtype), key], dim=2)
-        value = torch.cat([prefix_value.to(value.dtype), value], dim=2)
+    key, value, positions = slot.with_prefix(key, value, query.shape[0]) if slot is not None else (key, value, 0)
+    if positions:
+        q_len, kv_len = query.shape[2], key.shape[2] - positions
         if attention_mask is None and getattr(module, "is_causal", False) and q_len > 1:
             # SDPA's is_causal aligns top-left, which is wrong once q_len != kv_len: an explicit mask, with the
             # prefix columns visible, built once per shape.
@@ -68,8 +64,6 @@ def prefix_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, 
             visible: bool | float = True if attention_mask.dtype == torch.bool else 0.0
             attention_mask = F.pad(attention_mask, (positions, 0), value=visible)
         kwargs["is_causal"] = False
-    else:
-        positions = 0
     if slot is not None and slot.backbone.attention_record is not None:
         slot.backbone.attention_record.append(
             (slot.layer, positions, _attention_probabilities(module, query, key, attention_mask, kwargs)))
@@ -100,11 +94,47 @@ def _causal_prefix_mask(q_len: int, kv_len: int, positions: int, device: torch.d
     return F.pad(causal, (positions, 0), value=True)[None, None]
 
 
+# Set on a transformers cache layer whose keys/values already hold the layer's prefix in front: the prefix positions.
+PREFIX_IN_CACHE = "_bench_prefix_positions"
+
+
 class _Slot:
-    """What one attention module needs at call time: its global layer index and the owning backbone."""
+    """What one attention module needs at call time: its global layer index and the owning backbone; during a call
+    whose keys/values a cache keeps over decoding steps (BART's cross-attention), that cache and the layer's index
+    in it (`kept`, set by the adapter around the call)."""
 
     def __init__(self, backbone: LanguageBackbone, layer: int) -> None:
         self.backbone, self.layer = backbone, layer
+        self.kept: tuple[Any, int] | None = None
+
+    def with_prefix(self, key: torch.Tensor, value: torch.Tensor, batch: int
+                    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The layer's prefix in front of its keys/values, and its positions (0: no prefix).
+
+        Keys that persist over decoding steps get the prefix once: at the first step the joined tensors replace the
+        cache layer's own (which beam search then reorders like any cached keys), and later steps find it there.
+        Self-attention keys grow at every step, so their prefix is joined at every call."""
+        kept = self._kept_layer()
+        persistent = kept is not None and key is kept.keys and value is kept.values
+        if persistent and PREFIX_IN_CACHE in kept.__dict__:
+            return key, value, int(kept.__dict__[PREFIX_IN_CACHE])
+        prefix = self.backbone.layer_prefix(self.layer, batch)
+        if prefix is None:
+            return key, value, 0
+        prefix_key, prefix_value = prefix
+        key = torch.cat([prefix_key.to(key.dtype), key], dim=2)
+        value = torch.cat([prefix_value.to(value.dtype), value], dim=2)
+        if persistent:
+            kept.keys, kept.values = key, value
+            kept.__dict__[PREFIX_IN_CACHE] = prefix_key.shape[2]
+        return key, value, prefix_key.shape[2]
+
+    def _kept_layer(self) -> Any:
+        if self.kept is None:
+            return None
+        cache, index = self.kept
+        layers = getattr(cache, "layers", [])
+        return layers[index] if index < len(layers) else None
 
 
 class _BlockOutputHook:
@@ -189,32 +219,18 @@ class LanguageBackbone(Backbone):
 
     @classmethod
     def from_spec(cls, spec: Any) -> LanguageBackbone:
-        """Load tokenizer + model (local folder, hub cache, or the network) or build it from its config."""
-        from transformers import AutoConfig, AutoTokenizer
-
-        source = resolve_model_path(spec.model)
-        offline = None if Path(source).is_dir() else prefer_offline()
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(source, revision=spec.revision)
-            config = AutoConfig.from_pretrained(source, revision=spec.revision, **spec.config_overrides)
-            if spec.dropout is not None:
-                for name in ("resid_pdrop", "embd_pdrop", "attn_pdrop", "dropout", "attention_dropout"):
-                    if hasattr(config, name):
-                        setattr(config, name, spec.dropout)
-            if spec.pretrained:
-                model = cls.model_class().from_pretrained(source, revision=spec.revision, config=config)
-            else:
-                model = cls.model_class()(config)
-        except OSError as exc:
-            raise BenchError(
-                f"cannot load the {spec.kind} model '{spec.model}'"
-                f"{f' (offline: {offline})' if offline else ''}: {str(exc).splitlines()[0]}",
-                field="backbone.model",
-                hint="With network access the hub downloads it once into the Hugging Face cache; offline, "
-                "point backbone.model at a local folder holding config.json, the weights and the tokenizer files "
-                "(e.g. from `huggingface-cli download <id>` on a machine with network).",
-            ) from exc
-        if tokenizer.pad_token is None:
+        """Tokenizer + pre-trained model (local folder, Hugging Face cache, or the hub when reachable); with
+        `pretrained: false`, random weights from the config of a local folder, bench's shipped copy or the cache,
+        never the hub (a tokenizer that is not on this machine fails at its first use, not here)."""
+        if spec.pretrained:
+            tokenizer, model = files.load_pretrained(cls.model_class(), spec)
+        else:
+            tokenizer = files.local_tokenizer(spec)
+            model = cls.model_class()(files.with_dropout(files.read_config(spec, hub=False), spec.dropout))
+        if isinstance(tokenizer, files.MissingTokenizer):
+            if model.config.pad_token_id is None:  # what adding [PAD] below does to the model
+                model.resize_token_embeddings(model.config.vocab_size + 1, mean_resizing=False)
+        elif tokenizer.pad_token is None:
             # Li & Liang add a [PAD] token to GPT-2; padding positions are masked, so its embedding never matters.
             tokenizer.add_special_tokens({"pad_token": "[PAD]"})
             model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
@@ -223,21 +239,9 @@ class LanguageBackbone(Backbone):
 
     @classmethod
     def from_config(cls, spec: Any) -> LanguageBackbone:
-        """From config.json alone (a local folder, or the hub cache); no tokenizer, no weights."""
-        from transformers import AutoConfig
-
-        source = resolve_model_path(spec.model)
-        if not Path(source).is_dir():
-            prefer_offline()
-        try:
-            config = AutoConfig.from_pretrained(source, revision=spec.revision,
-                                                **spec.config_overrides)
-        except OSError as exc:
-            raise BenchError(f"cannot read the config of '{spec.model}': {str(exc).splitlines()[0]}",
-                             field="backbone.model",
-                             hint="Counting parameters needs only config.json: a local folder or the Hugging Face "
-                             "cache.") from exc
-        return cls(cls.model_class()(config), None, spec)
+        """From config.json alone (a local folder, bench's shipped copy, the Hugging Face cache, or the hub when
+        reachable); no weights, and a tokenizer stand-in whose use says it is not loaded (No-share's init_text)."""
+        return cls(cls.model_class()(files.read_config(spec, hub=True)), files.MissingTokenizer(spec), spec)
 
     # -- structure -------------------------------------------------------------------------------------
     @abstractmethod
@@ -289,10 +293,3 @@ class LanguageBackbone(Backbone):
 
     def backbone_parameter_count(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
-
-
-def resolve_model_path(name: str) -> str:
-    """'bench:<asset>' -> the folder shipped in bench/assets; anything else is a hub id or a folder."""
-    if name.startswith("bench:"):
-        return str(ASSETS_DIR / name.removeprefix("bench:"))
-    return name

@@ -47,8 +47,16 @@ def int_list(text: str) -> list[int]:
 
 
 def names(text: str) -> tuple[str, ...]:
-    """'a, b,c' -> ('a', 'b', 'c')."""
-    return tuple(name.strip() for name in text.split(",") if name.strip())
+    """'a, b,c' -> ('a', 'b', 'c'); commas inside brackets stay in their name, so a `peft:` method keeps its
+    arguments: 'lora,peft:LoraConfig(r=8,target_modules=[qkv])' -> ('lora', 'peft:LoraConfig(...)')."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        depth += (char in "([{") - (char in ")]}")
+        if char == "," and depth <= 0:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    return tuple(name.strip() for name in parts if name.strip())
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

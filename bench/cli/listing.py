@@ -1,10 +1,11 @@
-"""`bench list tasks|suites|methods [--params --task T]`."""
+"""`bench list tasks|suites|methods [--params --task T --method M]`."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from bench.cli.common import add_dirs, methods_dirs, tasks_dirs
+from bench.cli.common import add_dirs, methods_dirs, names, tasks_dirs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -13,6 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--params", action="store_true",
                    help="methods: trained and stored parameters on --task's backbone (built without weights)")
     p.add_argument("--task", default=None, help="task for --params (default: ViT-B/16 with 100 classes)")
+    p.add_argument("--method", default=None,
+                   help="methods for --params, comma-separated (default: every method); HF peft configs too, e.g. "
+                        "'peft:LoraConfig(r=8,target_modules=[qkv])'")
     add_dirs(p)
     p.set_defaults(func=command)
 
@@ -25,11 +29,10 @@ def command(args: argparse.Namespace) -> int:
     if args.what == "methods" and args.params:
         return _method_params(args)
     if args.what == "methods":
-        rows = []
-        for name, cls in sorted(registry.load_methods(methods_dirs(args)).items()):
-            doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-            rows.append([name, cls.optimizer or "(task)", ", ".join(cls.HParams.model_fields) or "-",
-                         ", ".join(cls.modalities), doc])
+        from bench.method_catalog import method_catalog
+
+        rows = [[name, info.optimizer or "(task)", ", ".join(info.hparams) or "-", ", ".join(info.modalities),
+                 info.description] for name, info in sorted(method_catalog(methods_dirs(args)).items())]
         print(tabulate(rows, headers=["method", "optimizer", "hyper-parameters", "modalities", "description"]))
         return 0
     files = registry.spec_files(tasks_dirs(args))
@@ -65,7 +68,10 @@ def _method_params(args: argparse.Namespace) -> int:
         task = TaskSpec(name="vit-b16 (100 classes)", data=data)
     rows, skipped = [], []
     count = None
-    for name, cls in sorted(registry.load_methods(methods_dirs(args)).items()):
+    chosen = sorted(registry.load_methods(methods_dirs(args)).items())
+    if args.method:  # names as `bench run --method` takes them; `peft:` configs count under their stored names
+        chosen = [(cls.name, cls) for cls in (registry.get_method(n, methods_dirs(args)) for n in names(args.method))]
+    for name, cls in chosen:
         if task.modality not in cls.modalities:
             skipped.append(f"{name} ({', '.join(cls.modalities)} only)")
             continue
@@ -80,4 +86,18 @@ def _method_params(args: argparse.Namespace) -> int:
                    disable_numparse=True))
     if skipped:
         print(f"\nNot applicable to {task.modality} tasks: {', '.join(skipped)}.")
+    _peft_line(task, [cls for _, cls in chosen])
     return 0
+
+
+def _peft_line(task: Any, chosen: list[Any]) -> None:
+    """HF peft hook: which `peft:` configs the table counts, and how to name one (with this backbone's modules)."""
+    from bench.backbones import backbone_skeleton
+    from bench.peft_methods import PeftMethod, module_names
+
+    for cls in chosen:
+        if issubclass(cls, PeftMethod):
+            print(f"{cls.name} = peft:{cls.HParams().config}")
+    modules = ", ".join(module_names(backbone_skeleton(task.backbone)))
+    print(f"HF peft configs are methods too: --method 'peft:LoraConfig(r=8, target_modules=[...])' (docs/methods.md, "
+          f"\"HF peft configs\"); module names on this backbone: {modules}.")

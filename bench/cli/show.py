@@ -25,7 +25,9 @@ def command(args: argparse.Namespace) -> int:
         return 0
     run, metrics, params, cost = record["run"], record["metrics"], record["params"], record["cost"]
     metric = metrics.get("primary", "top1")
-    score = "diverged" if record["status"] != "completed" else f"{metrics[metric]:.2f}"
+    score = f"{metrics[metric]:.2f}" if record["status"] == "completed" else record["status"]
+    if metrics.get("failure"):
+        score += f" ({metrics['failure']})"
     speed = (f"{(cost['train_images_per_s'] or 0):.0f} img/s" if "train_images_per_s" in cost
              else f"{(cost.get('train_tokens_per_s') or 0):.0f} target tokens/s")
     lines = [

@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("results/studies"), help="report folder (default results/studies)")
     p.add_argument("--no-run", action="store_true", help="only write the report from the runs already stored")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--protocol", default="clean", metavar="NAME",
+                   help="task profile of the study's runs (as `bench run --protocol`): clean (default), paper, demo; "
+                        "a non-clean report is named <study>-<suite>-<protocol>")
     add_dirs(p, results=True)
     p.set_defaults(func=command)
 
@@ -46,7 +49,7 @@ def command(args: argparse.Namespace) -> int:
     methods = names(args.methods)
     out_folder(args.out)
     common = {"results": results_dir(args), "out": args.out, "run_missing": not args.no_run,
-              "tasks_dirs": tasks_dirs(args), "methods_dirs": methods_dirs(args)}
+              "tasks_dirs": tasks_dirs(args), "methods_dirs": methods_dirs(args), "protocol": args.protocol}
     if args.what == "prefix-length":
         from bench.studies import prefix_length
 

@@ -31,16 +31,19 @@ def in_order(count: int, batch_size: int) -> Iterator[torch.Tensor]:
 
 
 class ImageBatches:
-    """Serves normalised (B, 3, H, W) float batches and labels for one split on one device."""
+    """Serves normalised (B, 3, H, W) float batches and labels for one split on one device.
 
-    def __init__(self, split: DecodedSplit, images: ImageSpec, device: torch.device) -> None:
+    `on_device` False keeps fixed-size pixels in host memory (a split too big for the device, or the memory
+    fallback after an out-of-memory error): each batch is then copied over, with the same values."""
+
+    def __init__(self, split: DecodedSplit, images: ImageSpec, device: torch.device, on_device: bool = True) -> None:
         self.split = split
         self.spec = images
         self.device = device
         self.labels = split.labels.to(device)
         stacked = split.images if isinstance(split.images, torch.Tensor) else None
         # Fixed-size images live on the device once; ragged ones (FGVC) stay on the host and are cropped there.
-        self.pixels = stacked.to(device) if stacked is not None else None
+        self.pixels = stacked.to(device) if stacked is not None and on_device else stacked
         self.mean = torch.tensor(images.mean, device=device).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(images.std, device=device).view(1, 3, 1, 1) * 255.0
 
@@ -61,7 +64,7 @@ class ImageBatches:
     def _images(self, index: torch.Tensor, train: bool, generator: torch.Generator | None) -> torch.Tensor:
         crop = self.spec.crop
         if self.pixels is not None and crop is None:
-            batch = self.pixels[index.to(self.device)]
+            batch = self.pixels[index.to(self.pixels.device)].to(self.device)
         else:
             batch = self._cropped(index, train, generator)
         batch = batch.permute(0, 3, 1, 2)

@@ -313,8 +313,10 @@ def cell_notes(cell: Cell) -> list[str]:
         notes.append(f"{values} fixed on the command line (--set / --num-tokens), {rest}")
     if cell.data_fraction:
         notes.append(f"trained on {cell.data_fraction:g} of the training data (--data-fraction); no full-data runs yet")
-    if cell.diverged_seeds:
-        notes.append(f"seeds {', '.join(map(str, cell.diverged_seeds))} diverged; the mean is over the others")
+    lost = [f"{', '.join(map(str, seeds))} {what}" for seeds, what in
+            ((cell.diverged_seeds, "diverged"), (cell.failed_seeds, "failed (`bench show` says why)")) if seeds]
+    if lost:
+        notes.append(f"seeds {'; '.join(lost)}; the mean is over the others")
     if cell.alternatives:
         notes.append(
             f"{cell.alternatives} other configuration{'s' if cell.alternatives > 1 else ''} of this "

@@ -43,6 +43,7 @@ class Cell:
     trainable_percent: float
     protocol_seeds: int | None = None
     diverged_seeds: tuple[int, ...] = ()
+    failed_seeds: tuple[int, ...] = ()  # e.g. out of device memory twice (bench.train.memory)
     grid_pruned: bool = False  # selected by --grid-prune, not the full grid
     data_fraction: float | None = None  # trained on this share of the training data (--data-fraction)
     chosen_by: dict[str, Any] | None = None  # {"how": "val" | "spec" | "set", "set": {the --set values}}
@@ -202,7 +203,8 @@ def collect(
                 found.devices.setdefault(pair, set()).add(str(cost.get("device", "unknown")))
         cell = _cell(records, configurations[pair] - 1)
         if cell is None:
-            found.missing[pair] = f"all {len(records)} final seeds diverged"
+            statuses = sorted({str(r["status"]) for r in records})
+            found.missing[pair] = f"all {len(records)} final seeds {' or '.join(statuses)}"
         else:
             found.cells[pair] = cell
     for pair, count in grid_runs.items():
@@ -298,7 +300,8 @@ def _cell(records: list[dict[str, Any]], alternatives: int) -> Cell | None:
     )
     protocol = first.get("task_spec", {}).get("protocol", {})
     seeds = protocol.get("seeds")
-    diverged = sorted(r["run"]["seed"] for r in records if r["status"] != "completed")
+    diverged = sorted(r["run"]["seed"] for r in records if r["status"] == "diverged")
+    failed = sorted(r["run"]["seed"] for r in records if r["status"] not in ("completed", "diverged"))
     return Cell(
         task=run["task"],
         method=run["method"],
@@ -311,6 +314,7 @@ def _cell(records: list[dict[str, Any]], alternatives: int) -> Cell | None:
         trainable_percent=float(params.get("trainable_percent", 0)),
         protocol_seeds=len(seeds) if isinstance(seeds, list) else None,
         diverged_seeds=tuple(diverged),
+        failed_seeds=tuple(failed),
         grid_pruned=bool(run.get("grid_prune")),
         data_fraction=run.get("data_fraction"),
         chosen_by=run.get("chosen_by"),

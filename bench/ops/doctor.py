@@ -27,7 +27,8 @@ OPTIONAL = {
     "matplotlib": "plots",
     "submitit": "--launcher slurm",
     "optuna": "--grid-prune",
-    "peft": "bench perf peft",
+    "peft": "peft: methods, bench perf peft",
+    "mlflow": "--track mlflow",
 }
 
 

@@ -1,5 +1,5 @@
-"""Local launcher: `bench run --workers N` starts N worker processes (bench.ops.worker; one per GPU when there are
-GPUs) that share one plan through the run store.
+"""Local launcher: `bench run --workers N` starts N worker processes (bench.ops.worker; spread over the GPUs and
+cores this process was given, bench.ops.placement) that share one plan through the run store.
 
 There is no central queue to lose: every worker walks the whole plan (each from a different starting pair)
 and runs whatever is neither recorded nor locked; the per-run lock file makes sure no run is executed or written
@@ -40,14 +40,24 @@ def parse_fraction(text: str, what: str) -> tuple[int, int]:
     return i, n
 
 
-def resolve_workers(text: str) -> int:
-    """'auto' = one worker per visible CUDA device (1 without GPUs); otherwise a positive number."""
+def parent_gpus() -> list[str]:
+    """The GPUs this process was given, as CUDA_VISIBLE_DEVICES entries for its workers (bench.ops.placement)."""
+    import torch
+
+    from bench.ops.placement import gpu_entries
+
+    return gpu_entries(os.environ.get("CUDA_VISIBLE_DEVICES"), torch.cuda.device_count())
+
+
+def resolve_workers(text: str, device: str | None = None) -> int:
+    """'auto' = one worker per GPU this process was given (1 without GPUs, or when --device names one device);
+    otherwise a positive number."""
     from bench.errors import BenchError
 
     if text == "auto":
-        import torch
+        from bench.ops.placement import auto_workers
 
-        return max(1, torch.cuda.device_count())
+        return auto_workers(parent_gpus(), device)
     try:
         count = int(text)
     except ValueError:
@@ -76,23 +86,24 @@ def work_until_done(
 
 
 def spawn_workers(request: RunRequest, count: int) -> int:
-    """Run `count` worker processes (`python -m bench.ops.worker`) on the request; with GPUs, worker i sees only
-    GPU i % gpus. Their output is prefixed with the worker number. Returns the worst exit code."""
-    import torch
+    """Run `count` worker processes (`python -m bench.ops.worker`) on the request, each on its share of the GPUs
+    and cores this process was given (bench.ops.placement). Their output is prefixed with the worker number.
+    Returns the worst exit code."""
+    import dataclasses
 
     import bench
+    from bench.ops.placement import place_workers
+    from bench.train.device import available_cores
 
-    gpus = torch.cuda.device_count()
+    placements = place_workers(count, parent_gpus(), request.device, available_cores(), "OMP_NUM_THREADS" in os.environ)
     source_root = str(Path(bench.__file__).resolve().parents[1])
-    cores = os.cpu_count() or 1
     processes = []
-    for index in range(count):
+    for index, placement in enumerate(placements):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source_root, os.environ.get("PYTHONPATH")]))}
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
-        else:
-            env.setdefault("OMP_NUM_THREADS", str(max(1, cores // count)))
-        command = [sys.executable, "-m", "bench.ops.worker", request.to_json(), f"{index}/{count}"]
+        env.update(placement.env)
+        log.debug("worker %d: %s, --device %s", index, placement.env, placement.device)
+        worker_request = dataclasses.replace(request, device=placement.device)
+        command = [sys.executable, "-m", "bench.ops.worker", worker_request.to_json(), f"{index}/{count}"]
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         processes.append(process)
     relays = [

@@ -20,7 +20,7 @@ from bench.leaderboard.collect import collect
 from bench.leaderboard.examples import Examples
 from bench.leaderboard.significance import bootstrap_against, paired_examples
 from bench.store import RunStore
-from bench.studies.report import write_report
+from bench.studies.report import protocol_note, protocol_suffix, write_report
 
 RANDOM = "random"
 
@@ -43,6 +43,7 @@ class InitReport:
     mean: dict[str, list[float | None]] = field(default_factory=dict)
     std: dict[str, list[float | None]] = field(default_factory=dict)
     tests: list[InitTest] = field(default_factory=list)
+    protocol: str = "clean"
 
 
 def _keep(init: str, size: int) -> Any:
@@ -51,9 +52,10 @@ def _keep(init: str, size: int) -> Any:
 
 
 def build(store: RunStore, task: str, method: str, words: list[str], sizes: list[int], resamples: int = 1000,
-          seed: int = 12345) -> InitReport:
-    report = InitReport(task, method, "", [RANDOM, *words], sorted(sizes))
-    cells = {(init, size): collect(store, [task], [method], keep=_keep(init, size)).cells.get((task, method))
+          seed: int = 12345, protocol: str = "clean") -> InitReport:
+    report = InitReport(task, method, "", [RANDOM, *words], sorted(sizes), protocol=protocol)
+    cells = {(init, size): collect(store, [task], [method], keep=_keep(init, size), protocol=protocol)
+             .cells.get((task, method))
              for init in report.inits for size in report.sizes}
     for init in report.inits:
         report.mean[init] = [None if (c := cells[(init, n)]) is None else c.mean for n in report.sizes]
@@ -74,7 +76,8 @@ def build(store: RunStore, task: str, method: str, words: list[str], sizes: list
 
 
 def render_markdown(report: InitReport, plot_file: str | None) -> str:
-    lines = [f"# Initialisation study: {report.task}, {report.method}", "",
+    lines = [f"# Initialisation study: {report.task}, {report.method}{protocol_suffix(report.protocol)}", "",
+             *protocol_note(report.protocol),
              f"Test {report.metric or 'score'} (mean ± std over seeds) by prefix initialisation and number of training "
              "examples (nested seeded subsets). random = the method's random start; a word = the frozen model's "
              "own keys/values of that text.", ""]
@@ -103,9 +106,12 @@ def write(report: InitReport, out_dir: Path) -> list[Path]:
                "sizes": report.sizes, "mean": report.mean, "std": report.std,
                "tests": [{"size": t.size, "init": t.init, "n": t.result.n, "difference": t.result.statistic,
                           "p": t.result.p_value, "p_holm": t.p_holm} for t in report.tests]}
+    if report.protocol != "clean":
+        payload["protocol"] = report.protocol
     curves = {(i if i == RANDOM else repr(i)): (report.mean[i], report.std[i]) for i in report.inits}
-    return write_report(out_dir, f"init-{report.task.replace('/', '-')}", lambda plot: render_markdown(report, plot),
-                        payload, [float(n) for n in report.sizes], curves, xlabel="training examples",
+    stem = f"init-{report.task.replace('/', '-')}{protocol_suffix(report.protocol)}"
+    return write_report(out_dir, stem, lambda plot: render_markdown(report, plot), payload,
+                        [float(n) for n in report.sizes], curves, xlabel="training examples",
                         ylabel=f"test {report.metric}")
 
 

@@ -21,7 +21,7 @@ from bench.leaderboard.collect import collect
 from bench.method import Method
 from bench.spec import TaskSpec
 from bench.store import RunStore
-from bench.studies.report import over_tasks, seed_curve_point, write_report
+from bench.studies.report import over_tasks, protocol_note, protocol_suffix, seed_curve_point, write_report
 
 SHARE_TYPES: list[tuple[str, str, dict[str, Any]]] = [
     ("None (no_share)", "no_share", {}),
@@ -53,15 +53,17 @@ class PrefixLengthReport:
     trainable: dict[str, list[float | None]] = field(default_factory=dict)
     cost: list[CostRow] = field(default_factory=list)
     cost_setting: str = ""
+    protocol: str = "clean"
 
 
 def _keep(length: int) -> Any:
     return lambda r: r["run"].get("hparams", {}).get("num_tokens") == length and not r["run"].get("data_fraction")
 
 
-def build(store: RunStore, suite: str, tasks: list[str], methods: list[str], lengths: list[int]) -> PrefixLengthReport:
-    report = PrefixLengthReport(suite, tasks, methods, sorted(lengths))
-    per_length = {n: collect(store, tasks, methods, keep=_keep(n)).cells for n in report.lengths}
+def build(store: RunStore, suite: str, tasks: list[str], methods: list[str], lengths: list[int],
+          protocol: str = "clean") -> PrefixLengthReport:
+    report = PrefixLengthReport(suite, tasks, methods, sorted(lengths), protocol=protocol)
+    per_length = {n: collect(store, tasks, methods, keep=_keep(n), protocol=protocol).cells for n in report.lengths}
     for method in methods:
         means: list[float | None] = []
         stds: list[float | None] = []
@@ -100,7 +102,7 @@ def measure_cost(report: PrefixLengthReport, task: TaskSpec, methods: dict[str, 
 
 
 def render_markdown(report: PrefixLengthReport, plot_file: str | None) -> str:
-    lines = [f"# Prefix length: {report.suite}", "",
+    lines = [f"# Prefix length: {report.suite}{protocol_suffix(report.protocol)}", "", *protocol_note(report.protocol),
              f"Test score ({over_tasks(report.tasks)}, ± std over seeds) and trainable parameters (mean over "
              "tasks) per prompt / prefix length (`num_tokens`; E = num_tokens // 2 positions for No-share and "
              "Deep-share, N = num_tokens for Simple-share).", ""]
@@ -129,7 +131,9 @@ def write(report: PrefixLengthReport, out_dir: Path) -> list[Path]:
     payload = {"suite": report.suite, "tasks": report.tasks, "methods": report.methods, "lengths": report.lengths,
                "mean": report.mean, "std": report.std, "trainable": report.trainable,
                "cost_setting": report.cost_setting, "cost": [vars(row) for row in report.cost]}
-    return write_report(out_dir, f"prefix-length-{report.suite.replace('/', '-')}",
+    if report.protocol != "clean":
+        payload["protocol"] = report.protocol
+    return write_report(out_dir, f"prefix-length-{report.suite.replace('/', '-')}{protocol_suffix(report.protocol)}",
                         lambda plot: render_markdown(report, plot), payload, [float(n) for n in report.lengths],
                         {m: (report.mean[m], report.std[m]) for m in report.methods},
                         xlabel="num_tokens", ylabel="Test score (mean over tasks)")

@@ -20,6 +20,19 @@ def over_tasks(tasks: Sequence[str]) -> str:
     return f"mean over {len(tasks)} tasks" if len(tasks) != 1 else f"on {tasks[0]}"
 
 
+def protocol_suffix(protocol: str) -> str:
+    """'' for the clean protocol, '-<name>' for another: its report never overwrites the clean one."""
+    return "" if protocol == "clean" else f"-{protocol}"
+
+
+def protocol_note(protocol: str) -> list[str]:
+    """The Markdown lines that say a report is not of the clean protocol (none for the clean one)."""
+    if protocol == "clean":
+        return []
+    return [f"Runs of the '{protocol}' protocol (the task profile of that name, `--protocol {protocol}`), "
+            "never mixed with clean runs.", ""]
+
+
 def seed_curve_point(cells: Sequence[Cell]) -> tuple[float, float]:
     """Mean over tasks for each seed (seed i = the i-th final seed of every task), then the mean and sample std of
     those over seeds: the band shows training noise, not the spread between tasks."""

@@ -21,7 +21,7 @@ from bench.leaderboard.collect import Cell, collect
 from bench.leaderboard.examples import Examples
 from bench.leaderboard.significance import bootstrap_against, paired_examples
 from bench.store import RunStore
-from bench.studies.report import over_tasks, seed_curve_point, write_report
+from bench.studies.report import over_tasks, protocol_note, protocol_suffix, seed_curve_point, write_report
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class SampleEfficiency:
     area: dict[str, float | None] = field(default_factory=dict)
     comparisons: list[Comparison] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    protocol: str = "clean"
 
 
 def _keep(fraction: float) -> Any:
@@ -53,10 +54,11 @@ def _keep(fraction: float) -> Any:
 
 
 def build(store: RunStore, suite: str, tasks: list[str], methods: list[str], reference: str,
-          fractions: list[float], resamples: int = 1000, seed: int = 12345) -> SampleEfficiency:
-    report = SampleEfficiency(suite, tasks, methods, reference, sorted(fractions))
+          fractions: list[float], resamples: int = 1000, seed: int = 12345,
+          protocol: str = "clean") -> SampleEfficiency:
+    report = SampleEfficiency(suite, tasks, methods, reference, sorted(fractions), protocol=protocol)
     per_fraction: dict[float, dict[tuple[str, str], Cell]] = {
-        f: collect(store, tasks, methods, keep=_keep(f)).cells for f in report.fractions}
+        f: collect(store, tasks, methods, keep=_keep(f), protocol=protocol).cells for f in report.fractions}
     for method in methods:
         means: list[float | None] = []
         stds: list[float | None] = []
@@ -101,7 +103,8 @@ def area_under(x: list[float], y: list[float | None]) -> float | None:
 
 
 def render_markdown(report: SampleEfficiency, plot_file: str | None) -> str:
-    lines = [f"# Sample efficiency: {report.suite}", "",
+    lines = [f"# Sample efficiency: {report.suite}{protocol_suffix(report.protocol)}", "",
+             *protocol_note(report.protocol),
              f"Test score ({over_tasks(report.tasks)}, ± std over seeds) vs the fraction of the training "
              "data (nested class-balanced subsets; the grid is selected on val at each fraction).", ""]
     headers = ["Method", *[f"{f:g}" for f in report.fractions], "Area (mean over fractions)"]
@@ -135,7 +138,10 @@ def write(report: SampleEfficiency, out_dir: Path) -> list[Path]:
                "tests": [{"fraction": c.fraction, "task": c.task, "method": c.method, "n": c.result.n,
                           "difference": c.result.statistic, "p": c.result.p_value, "p_holm": c.p_holm}
                          for c in report.comparisons]}
-    return write_report(out_dir, f"sample-efficiency-{report.suite.replace('/', '-')}",
+    if report.protocol != "clean":
+        payload["protocol"] = report.protocol
+    stem = f"sample-efficiency-{report.suite.replace('/', '-')}{protocol_suffix(report.protocol)}"
+    return write_report(out_dir, stem,
                         lambda plot: render_markdown(report, plot), payload, report.fractions,
                         {m: (report.mean[m], report.std[m]) for m in report.methods},
                         xlabel="Fraction of the training data", ylabel="Test score (mean over tasks)")

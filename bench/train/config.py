@@ -85,6 +85,7 @@ class RunConfig:
     method_code: str = ""  # bench.identity.code_identity of the method class
     chosen_by: dict[str, Any] | None = None  # final runs: how the point was chosen (val, the spec, --set values)
     smoke: Smoke | None = None  # --limit / --epochs; part of the identity only when set
+    tf32: bool = False  # --tf32 on CUDA (TF32 matmuls and convolutions); part of the identity only when set
 
     def describe(self) -> str:
         shown = {**{k: self.optim[k] for k in OPTIM_KEYS}, **self.hparams}
@@ -120,6 +121,7 @@ class RunConfig:
             **({"data_fraction": self.data_fraction} if self.data_fraction else {}),
             **({"train_examples": self.train_examples} if self.train_examples else {}),
             **({"smoke": self.smoke.identity()} if self.smoke else {}),
+            **({"tf32": True} if self.tf32 else {}),
         }
 
 
@@ -145,6 +147,10 @@ class RunOptions:
     progress: bool = False
     feature_cache: bool = True  # head-only methods train on cached frozen features (equal up to float rounding)
     compile: str | None = None  # torch.compile backend for the model's forward ("inductor"), None = eager
+    tf32: bool = False  # TF32 on CUDA (--tf32); the runs' RunConfig.tf32, so part of their identity when set
+    # After a CUDA out-of-memory error: smaller evaluation batches, image splits in host memory (bench.train.memory);
+    # the same results in exact arithmetic.
+    memory_fallback: bool = False
 
     def torch_device(self) -> Any:
         import torch

@@ -1,40 +1,126 @@
-"""Where runs execute: the device (checked before anything runs), CPU threads, and the device facts a record keeps
-(its name and peak memory)."""
+"""Where runs execute: the device (checked before anything runs, and never a silent fall back to the CPU), CPU
+threads, TF32, and the device facts a record keeps (its name and peak memory)."""
 
 from __future__ import annotations
 
+import glob
+import logging
 import os
 import platform
 import resource
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from bench.errors import BenchError
 
+log = logging.getLogger("bench")
+# CUDA_VISIBLE_DEVICES values that hide every GPU on purpose.
+NO_GPUS = ("", "-1", "none", "NoDevFiles")
+
 
 def default_device(requested: str | None = None) -> torch.device:
-    """--device, checked before anything runs; default: CUDA when present, else the CPU."""
+    """--device, checked before anything runs; default: CUDA when present, else the CPU, unless the environment
+    says this process was meant to have a GPU (then CUDA being unusable is an error, not a slow CPU run)."""
     if not requested:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        evidence = gpu_expected(os.environ, nvidia_device_nodes())
+        if evidence is not None:
+            raise BenchError(f"this process was given a GPU ({evidence}), but {cuda_unusable()}; refusing to "
+                             "train on the CPU instead.", field="--device", hint=CUDA_HINT)
+        return torch.device("cpu")
     try:
         device = torch.device(requested)
     except RuntimeError as exc:
         raise BenchError(f"--device '{requested}' is not a device name ({exc}).", field="--device",
                          hint="Use cpu, cuda or cuda:N.") from exc
     if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (device.index or 0) >= count:
+        if not torch.cuda.is_available():
+            raise BenchError(f"--device {requested} asks for CUDA, but {cuda_unusable()}.", field="--device",
+                             hint=CUDA_HINT)
+        count = torch.cuda.device_count()
+        if (device.index or 0) >= count:
             raise BenchError(f"--device {requested} is not available: this machine shows {count} CUDA device(s).",
                              field="--device", hint="Use cpu, or cuda:N with N below the count (CUDA_VISIBLE_DEVICES "
                                                     "decides which GPUs are visible).")
     return device
 
 
+CUDA_HINT = ("Install a torch wheel built for a CUDA version the driver supports (`nvidia-smi` shows the driver's), "
+             "check CUDA_VISIBLE_DEVICES, or pass --device cpu to train on the CPU on purpose.")
+
+
+def gpu_expected(environ: Mapping[str, str], device_nodes: list[str]) -> str | None:
+    """What says this process was meant to have a GPU: a CUDA_VISIBLE_DEVICES list, GPUs Slurm allocated, or an
+    NVIDIA device node (/dev/nvidia0: a GPU passed into this machine or container). None: nothing does."""
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() not in NO_GPUS:
+        return f"CUDA_VISIBLE_DEVICES={visible}"
+    for name in ("SLURM_JOB_GPUS", "SLURM_STEP_GPUS"):
+        if environ.get(name, "").strip():
+            return f"{name}={environ[name]}"
+    if environ.get("SLURM_GPUS_ON_NODE", "0").strip() not in ("", "0"):
+        return f"SLURM_GPUS_ON_NODE={environ['SLURM_GPUS_ON_NODE']}"
+    return f"{sorted(device_nodes)[0]} exists" if device_nodes else None
+
+
+def nvidia_device_nodes() -> list[str]:
+    """/dev/nvidia0, /dev/nvidia1, ...: present when GPUs were passed into this machine or container."""
+    return glob.glob("/dev/nvidia[0-9]*")
+
+
+def cuda_unusable() -> str:
+    """Why torch cannot use CUDA, as torch says it (no driver, a driver too old for this wheel, a CPU-only build)."""
+    build = f"torch {torch.__version__} is built for CUDA {torch.version.cuda}"
+    if torch.version.cuda is None:
+        return f"torch.cuda.is_available() is False: torch {torch.__version__} is a CPU-only build"
+    try:
+        torch.cuda.init()
+        reason = "torch sees no CUDA device"
+    except Exception as exc:  # torch's own words: no driver, driver too old, no GPU visible
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"torch.cuda.is_available() is False ({reason}; {build})"
+
+
+def announce_cpu(requested: str | None, device: torch.device) -> None:
+    """Say once per command that the default found no GPU, so a CPU run is never mistaken for a GPU run."""
+    if not requested and device.type == "cpu":
+        log.warning("no CUDA device: training on the CPU in fp32 (pass --device cpu to say so on purpose)")
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a Slurm or taskset share), else the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def configure_threads() -> None:
-    """Use the machine's cores for CPU runs unless the user set OMP_NUM_THREADS."""
+    """Use this process's cores unless OMP_NUM_THREADS says otherwise (the launcher sets it to split the cores
+    between workers)."""
     if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        torch.set_num_threads(available_cores())
+
+
+def set_tf32(enabled: bool) -> None:
+    """TF32 for fp32 matmuls and convolutions on CUDA (--tf32). Off: true fp32, whatever torch's defaults are
+    (cuDNN's is on). Uses one of torch's two APIs throughout: mixing them is an error in torch >= 2.9."""
+    mode = "tf32" if enabled else "ieee"
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    if hasattr(cudnn, "conv") and hasattr(cudnn.conv, "fp32_precision"):  # torch >= 2.9
+        matmul.fp32_precision = mode
+        cudnn.conv.fp32_precision = mode
+    else:
+        matmul.allow_tf32 = enabled
+        cudnn.allow_tf32 = enabled
+
+
+def effective_tf32(requested: bool, device_type: str) -> bool:
+    """TF32 exists on CUDA only: on the CPU every run is true fp32, and its identity says so."""
+    return requested and device_type == "cuda"
 
 
 def reset_peak_memory(device: torch.device) -> None:

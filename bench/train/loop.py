@@ -5,11 +5,14 @@ It owns epochs and steps, the learning rate of each step, resume (model, optimiz
 generator), checkpoint timing, the divergence check, periodic evaluation (grid val scores, best-epoch selection,
 pruning), trained-parameter saving and the record. What differs between vision and language sits behind
 bench.train.modality. An epoch's batches depend only on (seed, epoch), so a killed run continues exactly where it
-stopped; a non-finite loss ends the run as 'diverged' (recorded, never raised), so a grid sweep goes on.
+stopped; a non-finite loss ends the run as 'diverged' (recorded, never raised), so a grid sweep goes on. A CUDA
+out-of-memory error is retried once under the memory fallback (bench.train.memory); a second one ends the run as
+'failed', recorded the same way, so no worker retries it the same way again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -20,13 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench import track
 from bench.leases import Holder, LeaseLost
 from bench.method import Method
 from bench.ops import faults
 from bench.store import CHECKPOINT, TRAINED, RunStore, checksum_path, run_key
 from bench.train.checkpoint import load_torch, restore_rng_state, rng_state, save_torch
 from bench.train.config import RunConfig, RunOptions
-from bench.train.device import reset_peak_memory
+from bench.train.device import reset_peak_memory, set_tf32
+from bench.train.memory import FALLBACK, first_line, is_out_of_memory, release_memory
 from bench.train.modality import modality_for
 from bench.train.optim import set_lr
 from bench.train.record import build_record
@@ -77,7 +82,7 @@ def execute_run(
         if existing is not None:
             return existing
         try:
-            record = train(config, method_cls, identity, key, run_dir, options, should_stop, holder)
+            record = train_within_memory(config, method_cls, identity, key, run_dir, options, should_stop, holder)
             if selection is not None:
                 record["selection"] = selection
             store.write(run_dir, record, holder)
@@ -90,7 +95,63 @@ def execute_run(
             return None
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
         checksum_path(run_dir / CHECKPOINT).unlink(missing_ok=True)
+        track.log_run(record, store.root)  # --track: a copy of the stored record to MLflow / W&B (no-op without)
         return {**record, FRESH: True}
+
+
+def train_within_memory(
+    config: RunConfig,
+    method_cls: type[Method],
+    identity: dict[str, Any],
+    key: str,
+    run_dir: Path,
+    options: RunOptions,
+    should_stop: StopRule | None = None,
+    holder: Holder | None = None,
+) -> dict[str, Any]:
+    """train(); after a CUDA out-of-memory error, once more under the memory fallback (it resumes from the last
+    checkpoint, if any); after a second one, the record of a failed run. Both say what happened."""
+    started, errors = time.time(), []
+    for fallback in [True] if options.memory_fallback else [False, True]:
+        attempt = dataclasses.replace(options, memory_fallback=fallback)
+        try:
+            record = train(config, method_cls, identity, key, run_dir, attempt, should_stop, holder)
+        except Exception as exc:  # only out-of-memory errors are handled; the traceback is dropped at once
+            if not is_out_of_memory(exc):
+                raise
+            errors.append(first_line(exc))
+        else:
+            if errors:
+                record["cost"].update(oom_retries=len(errors), memory_fallback={"after": errors, "what": FALLBACK})
+            return record
+        release_memory()
+        log.warning("out of memory: %s (%s)%s", config.describe(), errors[-1],
+                    "" if fallback else "; retrying once with the memory fallback")
+    backend, _ = compile_backend(options.compile, modality_for(config.task).variants)
+    ran = dataclasses.replace(options, memory_fallback=True, compile=backend)
+    return failed_record(config, method_cls, identity, key, ran, errors, time.time() - started)
+
+
+def failed_record(
+    config: RunConfig,
+    method_cls: type[Method],
+    identity: dict[str, Any],
+    key: str,
+    options: RunOptions,
+    errors: list[str],
+    wall_s: float,
+) -> dict[str, Any]:
+    """The record of a run that ran out of device memory even under the fallback: status 'failed' and the
+    reason; final like a diverged run (delete its folder to try again, e.g. on a bigger GPU). Its parameter
+    counts come from the model built on the CPU."""
+    modality = modality_for(config.task)
+    method = method_cls(method_cls.parse_hparams(config.hparams))
+    model = modality.build_model(config, method, modality.pristine_backbone(config.task))
+    reason = f"CUDA out of memory {len(errors)} times, the last under the memory fallback: {errors[-1]}"
+    log.error("failed: %s (%s)", config.describe(), reason)
+    metrics = {**modality.failed_metrics(config), "failure": reason}
+    cost = {"wall_s": wall_s, "oom_retries": len(errors) - 1, "memory_fallback": {"after": errors, "what": FALLBACK}}
+    return build_record(config, key, "failed", identity, metrics, [], model, {}, cost, options, None)
 
 
 def seed_everything(seed: int) -> None:
@@ -144,8 +205,15 @@ def train(
         resumed_from, elapsed_before = start_epoch, float(state["elapsed"])
         log.info("resuming %s at epoch %d", config.describe(), start_epoch)
 
+    if device.type == "cuda":
+        set_tf32(config.tf32)
+    backend, skipped = compile_backend(options.compile, modality.variants)
+    if backend:
+        # Dynamo caches per module instance; after recompile_limit new models it would silently run eager while
+        # the record says compiled. A reset per run compiles each run's model afresh.
+        torch._dynamo.reset()
     # The compiled module shares the model's parameters; state dicts and checkpoints keep using `model`.
-    net: Any = torch.compile(model, backend=options.compile) if options.compile else model
+    net: Any = torch.compile(model, backend=backend) if backend else model
     check_every = 1 if device.type == "cpu" else NAN_CHECK_EVERY
     totals: dict[str, float] = {}
     train_seconds, train_examples = 0.0, 0
@@ -249,7 +317,17 @@ def train(
     cost = {
         "wall_s": elapsed_before + time.time() - started,
         **modality.throughput(totals, train_seconds, train_examples),
+        **({"compile_skipped": skipped} if skipped else {}),
     }
+    ran = dataclasses.replace(options, compile=backend)  # the record says what ran, not what was asked
     return build_record(
-        config, key, status, identity, metrics, history, model, modality.data_summary(data), cost, options, resumed_from
+        config, key, status, identity, metrics, history, model, modality.data_summary(data), cost, ran, resumed_from
     )
+
+
+def compile_backend(requested: str | None, supported: dict[str, str]) -> tuple[str | None, str | None]:
+    """(the torch.compile backend a run uses, why --compile was not applied): a modality that does not list
+    --compile among its run options trains eager, and its record says so."""
+    if requested and "--compile" not in supported:
+        return None, f"--compile {requested} asked, but this modality runs eager (its runs are never compiled)"
+    return requested, None

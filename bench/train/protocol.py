@@ -104,6 +104,7 @@ def make_config(
     precision: str = "fp32",
     chosen_by: dict[str, Any] | None = None,
     smoke: Smoke | None = None,
+    tf32: bool = False,
 ) -> RunConfig:
     from bench.identity import code_identity
 
@@ -129,6 +130,7 @@ def make_config(
         code_identity(method_cls),
         chosen_by if stage == "final" else None,
         smoke,
+        tf32,
     )
 
 
@@ -142,7 +144,8 @@ def select_on_val(records: list[dict[str, Any]], metric: str = "top1") -> dict[s
     completed = [r for r in records if r["status"] == "completed"]
     if not completed:
         raise BenchError(
-            f"all {len(records)} grid runs diverged (non-finite loss) or were pruned; nothing to select.",
+            f"all {len(records)} grid runs diverged (non-finite loss), were pruned or failed (out of memory); "
+            "nothing to select.",
             field="protocol.grid",
             hint="Lower the learning rates in the grid.",
         )
@@ -263,6 +266,7 @@ def run_protocol(
                 train_examples,
                 options.precision,
                 smoke=smoke,
+                tf32=options.tf32,
             )
             for p in points
         ]
@@ -341,6 +345,7 @@ def run_protocol(
                 options.precision,
                 chosen_by,
                 smoke,
+                options.tf32,
             )
             if shard is not None and not shard.owns(config):
                 record = _existing(config, store, options)
@@ -376,7 +381,7 @@ def _log_result(record: dict[str, Any]) -> None:
     prefix, eta = progress.step(record, fresh)
     run, metrics = record["run"], record["metrics"]
     name = metrics.get("primary", "top1")
-    score = "diverged" if record["status"] != "completed" else f"{metrics['split']} {name} {metrics[name]:.2f}"
+    score = record["status"] if record["status"] != "completed" else f"{metrics['split']} {name} {metrics[name]:.2f}"
     smoke = run.get("smoke")
     label = f" [{Smoke(**smoke).describe()}]" if smoke else ""
     log.log(

@@ -50,6 +50,7 @@ def build_record(
             **({"train_examples": config.train_examples} if config.train_examples else {}),
             # A quick check (--limit / --epochs), never a benchmark result: leaderboards and exports leave it out.
             **({"smoke": config.smoke.identity()} if config.smoke else {}),
+            **({"tf32": True} if config.tf32 else {}),
         },
         "metrics": metrics,
         "history": history,
@@ -67,7 +68,8 @@ def build_record(
             **peak_memory(device),
             "device": device_name(device),
             "precision": options.precision,
-            "compile": options.compile,
+            "compile": options.compile,  # the backend that ran (None: eager), not merely the one asked for
+            "tf32": config.tf32,  # False: true fp32 matmuls and convolutions (CUDA); always False on the CPU
             "resumed_from_epoch": resumed_from,
         },
         "identity": identity,

@@ -27,6 +27,7 @@ from bench.spec import TaskSpec
 from bench.store import PREDICTIONS, atomic_write_bytes, atomic_write_json
 from bench.train.config import RunConfig, RunOptions
 from bench.train.device import autocast
+from bench.train.memory import eval_batch_size, resident_splits
 from bench.train.modality import Evaluation, Modality, StepResult
 from bench.train.model import PeftModel
 from bench.train.optim import build_optimizer, effective_lr, lr_multiplier
@@ -45,7 +46,8 @@ class VisionData:
 class VisionModality(Modality):
     name = "vision"
     variants: ClassVar[dict[str, str]] = {"--data-fraction": "nested class-balanced training subsets",
-                "--grid-prune": "successive halving over the grid"}
+                "--grid-prune": "successive halving over the grid",
+                "--compile": "torch.compile of the model's forward, dynamo reset before each run"}
 
     def __init__(self) -> None:
         self.backbones: dict[str, Any] = {}
@@ -114,8 +116,10 @@ class VisionModality(Modality):
             # --limit after --data-fraction: at most N training examples (the union of the training splits) and N
             # evaluation examples, the classes taking turns (bench.data.subsets.smoke_subset).
             train_split, eval_split = (limited(split, config.smoke.limit) for split in (train_split, eval_split))
-        return VisionData(ImageBatches(train_split, task.data.images, device),
-                          ImageBatches(eval_split, task.data.images, device))
+        # Pixels live on the device when they fit (decode once, no copies per step); else in host memory.
+        train_resident, eval_resident = resident_splits([train_split, eval_split], device, options.memory_fallback)
+        return VisionData(ImageBatches(train_split, task.data.images, device, train_resident),
+                          ImageBatches(eval_split, task.data.images, device, eval_resident))
 
     def smoke_warning(self, task: Any, limit: int) -> str | None:
         classes = task.data.num_classes
@@ -177,7 +181,8 @@ class VisionModality(Modality):
                 model.eval()
                 chunks = []
                 with torch.no_grad():
-                    for _, images, _ in batches.in_order(task.protocol.eval_batch_size):
+                    for _, images, _ in batches.in_order(eval_batch_size(task.protocol.eval_batch_size,
+                                                                         options.memory_fallback)):
                         with autocast(device, precision):
                             chunks.append(model.backbone(images).float())
                 self.feature_sets[key] = FeatureBatches(torch.cat(chunks), batches.labels)
@@ -222,7 +227,8 @@ class VisionModality(Modality):
         assert isinstance(task, TaskSpec)
         if not (last or (config.stage == "grid" and (epoch + 1) % task.protocol.eval_every == 0)):
             return None
-        top1, predictions = evaluate(net, data.eval, task.protocol.eval_batch_size, options)
+        batch_size = eval_batch_size(task.protocol.eval_batch_size, options.memory_fallback)
+        top1, predictions = evaluate(net, data.eval, batch_size, options)
         data.last_eval = (epoch, top1, predictions)
         return Evaluation({f"{config.eval_split}_top1": top1}, top1)
 

@@ -32,8 +32,8 @@ DATA_KEYS = ("images", "batch", "method", "step_s", "cached_images_per_s", "deco
 SMOKE_KEYS = ("task", "method", "precision", "device", "limit", "epochs", "train_examples", "eval_examples",
               "wall_s", "process_wall_s", "train_images_per_s", "peak_memory_bytes", "peak_memory_kind")
 PEAK_MEMORY_NOTE = ("methods.*.per_method.*.peak_memory_bytes is torch.cuda.max_memory_allocated during that method's "
-                    "steps while every measured method's model stays on the device (bench perf methods builds them "
-                    "all first), so it includes the others' parameters; smoke.peak_memory_bytes is one run alone")
+                    "steps, measured one method at a time (the previous model freed first) with the frozen "
+                    "reference model's bytes subtracted; smoke.peak_memory_bytes is one run alone")
 RANDOM_WEIGHTS = ("random (pretrained: false): the check runs with no network, so no hub weights; throughput and "
                   "memory do not depend on the weights, accuracy does and is not reported")
 
