@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bench.export import Export
     from bench.leaderboard.board import Board
     from bench.method import Method
+    from bench.method_catalog import MethodInfo
     from bench.share import Imported, Packed
     from bench.spec import AnyTaskSpec, SuiteSpec
     from bench.train.config import RunOptions, Smoke
@@ -86,15 +87,16 @@ def resolve(
     return registry.resolve_tasks(name, dirs(tasks_dirs), protocol)
 
 
-def methods(names: Sequence[str], methods_dirs: Sequence[str | Path] = ()) -> list[type[Method]]:
+def methods(names: Sequence[str], methods_dirs: Sequence[str | Path] = (),
+            known: dict[str, MethodInfo] | None = None) -> list[type[Method]]:
     """Method classes by name; ("all",) gives every registered method. A name no method has is refused from the
-    catalog, before any method file (and torch) is imported."""
+    catalog (`known`, read here when not given), before any method file (and torch) is imported."""
     from bench import registry
     from bench.method_catalog import method_catalog
     from bench.peft_spec import PREFIX as PEFT_PREFIX
     from bench.peft_spec import is_peft_method
 
-    known = method_catalog(dirs(methods_dirs))
+    known = method_catalog(dirs(methods_dirs)) if known is None else known
     for name in names:
         if name != "all" and name not in known and not name.startswith(PEFT_PREFIX) and not is_peft_method(name):
             raise registry.unknown_method(name, list(known))  # peft: configs and their stored names: built on demand
@@ -141,14 +143,13 @@ def check_smoke(request: RunRequest) -> None:
             raise smoke_value_error(flag, value)
 
 
-def refuse_bad_set_values(request: RunRequest, tasks: Sequence[AnyTaskSpec]) -> None:
-    """--set values that a named method's hyper-parameters refuse, found from the method catalog before any method
-    file (and torch) is imported; check_plan checks every value again with the methods' own classes."""
+def refuse_bad_set_values(request: RunRequest, tasks: Sequence[AnyTaskSpec], known: dict[str, MethodInfo]) -> None:
+    """--set values that a named method's hyper-parameters refuse, found from the method catalog (`known`) before
+    any method file (and torch) is imported; check_plan checks every value again with the methods' own classes."""
     if not request.overrides:
         return
-    from bench.method_catalog import method_catalog, refuse_bad_values
+    from bench.method_catalog import refuse_bad_values
 
-    known = method_catalog(dirs(request.methods_dirs))
     modalities = {task.modality for task in tasks}
     named = ([n for n, info in known.items() if modalities & set(info.modalities)]
              if tuple(request.methods) == ("all",) else [n for n in request.methods if n in known])
@@ -168,8 +169,11 @@ def pairs(request: RunRequest) -> list[Pair]:
     """Every (task, method, variant) protocol of a request, checked before anything runs."""
     check_smoke(request)
     _, tasks = resolve(request.task, request.tasks_dirs, request.protocol)
-    refuse_bad_set_values(request, tasks)
-    classes = methods(request.methods, request.methods_dirs)
+    from bench.method_catalog import method_catalog
+
+    known = method_catalog(dirs(request.methods_dirs))  # read once: the --set check and the name check share it
+    refuse_bad_set_values(request, tasks, known)
+    classes = methods(request.methods, request.methods_dirs, known)
     everything = tuple(request.methods) == ("all",)
     if request.num_tokens:
         if min(request.num_tokens) < 1:

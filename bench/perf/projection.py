@@ -147,19 +147,19 @@ def project_language(task: Any, method_cls: type[Method], train_examples_per_s: 
     unknown: list[str] = []
     sizes: dict[str, dict[str, int | None]] = {}
 
-    def pairs(split: str) -> int:
-        count = text_split_sizes(task, split)[0]
-        sizes.setdefault(split, {})["pairs"] = count
+    def counted(split: str, which: int, kind: str, label: str) -> int:
+        """text_split_sizes(...)[which], remembered in `sizes` under `kind`; an unknown one listed as `label`."""
+        count = text_split_sizes(task, split)[which]
+        sizes.setdefault(split, {})[kind] = count
         if count is None:
-            unknown.append(f"{task.name}:{split} (pairs)")
+            unknown.append(f"{task.name}:{split} ({label})")
         return count or 0
 
+    def pairs(split: str) -> int:
+        return counted(split, 0, "pairs", "pairs")
+
     def items(split: str) -> int:
-        count = text_split_sizes(task, split)[1]
-        sizes.setdefault(split, {})["items"] = count
-        if count is None:
-            unknown.append(f"{task.name}:{split} (inputs)")
-        return count or 0
+        return counted(split, 1, "items", "inputs")
 
     grid_pairs = sum(pairs(s) for s in protocol.grid_stage.train) if grid_runs else 0
     train = settings.epochs * (grid_runs * grid_pairs + seeds * sum(pairs(s) for s in protocol.final_stage.train))
