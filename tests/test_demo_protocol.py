@@ -23,7 +23,7 @@ def test_the_mini_demo_protocol_fixes_every_method_and_runs_two_seeds() -> None:
         grid = method_settings(pair.task, pair.method).grid
         assert all(len(values) == 1 for values in grid.values()), (pair.task.name, pair.method.name, grid)
     language = api.pairs(api.RunRequest(task="mini/e2e", methods=("deep_share", "full_ft"), protocol="demo"))
-    assert [p.task.protocol.seeds for p in language] == [[101, 42], [101, 42]]
+    assert [(p.task.protocol.seeds, p.task.protocol.epochs) for p in language] == [([101, 42], 3)] * 2
 
 
 def test_the_demo_plan_has_no_grid_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

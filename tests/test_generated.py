@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,9 @@ import pytest
 import torch
 
 from bench import registry
+from bench.data import generated
 from bench.data.generated import SPLIT_SIZES, TASK_PREPARERS, pretrain_arrays
+from bench.data.splits import _call_prepare
 from bench.spec import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +47,39 @@ def test_generated_tasks_are_deterministic_and_balanced(name: str, tmp_path: Pat
         counts = np.bincount(labels, minlength=task.data.num_classes)
         assert counts.max() - counts.min() <= 1
     assert not list(tmp_path.glob(".a.tmp-*"))
+
+
+def test_processes_preparing_the_same_task_at_once_build_it_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers starting together on a fresh machine: the first builds the data, the others wait for it. Before the
+    preparation lock, a second builder replaced the finished folder while the first read it (a listed image was
+    missing, `make demo --workers 2` stopped)."""
+    builds: list[int] = []
+
+    def slow_counting(root: Path) -> None:
+        with generated.staged_folder(root) as staging:
+            if staging is None:
+                return
+            builds.append(threading.get_ident())
+            (staging / "train.txt").write_text("images/train/000001.png 0\n")
+            time.sleep(0.5)  # long enough for the other thread to arrive while the data is being written
+
+    monkeypatch.setattr(generated, "prepare_counting", slow_counting)
+    root = tmp_path / "counting"
+    seen: list[bool] = []
+
+    def prepare() -> None:
+        _call_prepare("bench.data.generated:prepare_counting", root, "mini/counting")
+        seen.append((root / ".complete").exists() and (root / "train.txt").exists())
+
+    threads = [threading.Thread(target=prepare) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.1)
+    for thread in threads:
+        thread.join()
+    assert len(builds) == 1 and seen == [True, True]
+    assert not list(tmp_path.glob(".counting.tmp-*"))
 
 
 def test_pretraining_data_is_a_pure_function_of_its_seed() -> None:

@@ -9,6 +9,9 @@ tokenisation) are skipped when `java` or pycocoevalcap is missing; the METEOR ja
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from bench.metrics import (
 )
 from bench.metrics.bleu import bleu_statistics, reference_streams
 from bench.metrics.java import coco_dir
+from bench.metrics.meteor import shared_meteor, stop_shared_meteor
 from bench.metrics.nist import nist_statistics
 from bench.metrics.normalise import dart_text, webnlg_hypothesis, webnlg_reference
 
@@ -138,12 +142,50 @@ def test_e2e_golden_values(e2e_report: MetricReport) -> None:
 
 
 @needs_java
-def test_e2e_per_item_means_and_no_leftover_java(e2e_report: MetricReport) -> None:
+def test_e2e_per_item_means_and_one_shared_jar(e2e_report: MetricReport) -> None:
     per_item = e2e_report.per_item
     assert np.mean(e2e_report.item_scores("ROUGE_L")) == pytest.approx(e2e_report.scores["ROUGE_L"], abs=1e-9)
     assert np.mean(e2e_report.item_scores("CIDEr")) == pytest.approx(e2e_report.scores["CIDEr"], abs=1e-9)
     assert len(per_item["METEOR"]) == len(HYPS)
+    jars = child_meteor_processes()
+    assert len(jars) == 1  # kept for the next scoring call
+    again = score("e2e", HYPS[:3], REFS[:3])
+    assert child_meteor_processes() == jars  # ... which reused it
+    assert again.statistics("METEOR") == per_item["METEOR"][:3]
+    stop_shared_meteor()
     assert child_meteor_processes() == []
+
+
+@needs_java
+def test_a_failed_or_interrupted_meteor_call_leaves_no_jar_behind_and_the_next_starts_afresh() -> None:
+    with shared_meteor() as meteor:
+        first = meteor.statistics("a cat sat", ["a cat sat on the mat"])
+    with pytest.raises(KeyboardInterrupt), shared_meteor() as meteor:
+        meteor._process.stdin.write(b"SCORE ||| a cat ||| a cat\n")  # type: ignore[union-attr]
+        raise KeyboardInterrupt  # before its answer was read: the jar must not serve the next call
+    assert child_meteor_processes() == []
+    with shared_meteor() as meteor:
+        meteor._process.kill()
+        meteor._process.wait()
+        with pytest.raises(BenchError, match="stopped without an answer"):
+            meteor.statistics("a cat sat", ["a cat sat on the mat"])
+    assert child_meteor_processes() == []
+    with shared_meteor() as meteor:
+        assert meteor.statistics("a cat sat", ["a cat sat on the mat"]) == first
+    stop_shared_meteor()
+
+
+@needs_java
+@pytest.mark.slow
+def test_the_shared_jar_stops_when_the_bench_process_exits() -> None:
+    code = ("from bench.metrics.meteor import shared_meteor\n"
+            "with shared_meteor() as m:\n    m.statistics('a', ['a'])\n    print(m._process.pid)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    jar = Path(f"/proc/{int(done.stdout.split()[-1])}")
+    deadline = time.monotonic() + 10
+    while jar.exists() and b"meteor" in (jar / "cmdline").read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (jar.exists() and b"meteor" in (jar / "cmdline").read_bytes())
 
 
 def test_e2e_bleu_and_nist_golden_values_without_java(no_java: None) -> None:
@@ -241,8 +283,8 @@ def test_meteor_statistics_subsets_padding_and_shutdown(webnlg_report: MetricRep
         eight = [meteor.statistics(h, r + [""] * (8 - len(r))) for h, r in zip(hyps, refs, strict=True)]
         bare = [meteor.statistics(h, r) for h, r in zip(hyps, refs, strict=True)]
         assert meteor.aggregate(eight)[0] == meteor.aggregate(bare)[0] == meteor.aggregate(fresh)[0]
-    assert meteor._process.poll() is not None
-    assert child_meteor_processes() == []
+    assert meteor._process.poll() is not None  # a MeteorProcess of its own stops at the end of its block
+    assert meteor._process.pid not in child_meteor_processes()
 
 
 def test_webnlg_normalisations() -> None:

@@ -200,8 +200,10 @@ def balanced_labels(rng: np.random.Generator, count: int, classes: int) -> np.nd
 
 @contextlib.contextmanager
 def staged_folder(root: Path) -> Iterator[Path | None]:
-    """A fresh staging folder beside root, renamed into place and marked .complete when the block ends without
-    error, so a reader never sees a half-written task; None (nothing to write) when root is already complete."""
+    """A fresh staging folder beside root, marked .complete and renamed into place when the block ends without
+    error, so a reader never sees a half-written task; None (nothing to write) when root is already complete.
+    Callers hold the preparation lock (bench.data.splits._call_prepare), so a complete root that other processes
+    are reading is never replaced."""
     root = Path(root)
     if (root / ".complete").exists():
         yield None
@@ -211,9 +213,9 @@ def staged_folder(root: Path) -> Iterator[Path | None]:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     yield staging
-    shutil.rmtree(root, ignore_errors=True)
+    (staging / ".complete").write_text("")
+    shutil.rmtree(root, ignore_errors=True)  # an incomplete leftover of an older version
     os.replace(staging, root)
-    (root / ".complete").write_text("")
 
 
 def write_task(root: Path, make: Callable[[np.random.Generator, str, np.ndarray], list[np.ndarray]],

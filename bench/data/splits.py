@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.data.cache_lock import build_lock
 from bench.errors import BenchError
 from bench.spec import DataSpec, ImageSpec, TaskSpec
 
@@ -100,9 +101,10 @@ def ensure_prepared(data: DataSpec, task_name: str) -> Path:
 
 
 def _call_prepare(target: str, root: Path, task_name: str) -> None:
-    """Run a task's `data.prepare` function. Only functions of the bench package may be named: a task file is
-    data, and reading one must never run code from elsewhere (plug-in code comes only from --methods-dir or an
-    installed entry point, which the user chooses explicitly)."""
+    """Run a task's `data.prepare` function, one process at a time (workers that start together on a fresh
+    machine wait for the first one's data instead of replacing it under each other). Only functions of the bench
+    package may be named: a task file is data, and reading one must never run code from elsewhere (plug-in code
+    comes only from --methods-dir or an installed entry point, which the user chooses explicitly)."""
     module_name, _, function_name = target.partition(":")
     if module_name != "bench" and not module_name.startswith("bench."):
         raise BenchError(
@@ -119,7 +121,8 @@ def _call_prepare(target: str, root: Path, task_name: str) -> None:
             field="data.prepare",
             hint="Use the form 'package.module:function'.",
         ) from exc
-    function(root)
+    with build_lock(root.parent / f".{root.name}.prepare.lock", f"the data of {task_name}"):
+        function(root)  # a process that waited finds the data complete and writes nothing
 
 
 def read_split(data: DataSpec, split: str, task_name: str) -> ListedSplit:

@@ -1,8 +1,13 @@
-"""METEOR 1.5 (the jar shipped in pycocoevalcap) as one Java process per scoring call, always shut down.
+"""METEOR 1.5 (the jar shipped in pycocoevalcap) as a Java process, one per bench process, reused across scoring calls.
 
 The process runs in `-stdio -l en -norm` mode, like pycocoevalcap's Meteor class (E2E) and like file mode with
 `-r N` (WebNLG, DART: same value): SCORE gives an item's sufficient statistics, EVAL
 aggregates any list of them into the corpus score. The statistics are what `per_item["METEOR"]` stores.
+
+Starting the jar costs about 5 s of loading tables, half of a mini E2E run, while SCORE and EVAL are stateless; so
+scoring goes through one shared jar (`shared_meteor()`), started at first use, restarted if it stopped, and shut down
+when the bench process exits. It holds about 1 GB of memory meanwhile. A scoring call that fails or is interrupted
+stops it, so a half-read answer is never read by the next call.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import contextlib
 import subprocess
 import tempfile
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import IO
 
@@ -102,6 +107,9 @@ class MeteorProcess:
         answers = self._ask(line, len(stats) + 1)
         return float(answers[-1]), [float(a) for a in answers[:-1]]
 
+    def alive(self) -> bool:
+        return self._finalizer.alive and self._process.poll() is None
+
     def close(self) -> None:
         self._finalizer()
 
@@ -115,8 +123,30 @@ class MeteorProcess:
         self.close()
 
 
+_shared: list[MeteorProcess] = []  # at most one: this process's jar
+
+
+@contextlib.contextmanager
+def shared_meteor() -> Iterator[MeteorProcess]:
+    """This process's METEOR jar, started if there is none or it stopped; stopped if the block fails."""
+    if not (_shared and _shared[0].alive()):
+        _shared[:] = [MeteorProcess()]
+    meteor = _shared[0]
+    try:
+        yield meteor
+    except BaseException:
+        meteor._process.kill()  # an answer may be half read: the next call starts a fresh jar
+        meteor.close()
+        raise
+
+
+def stop_shared_meteor() -> None:
+    """Shut the shared jar down now (it otherwise stops when this process exits)."""
+    while _shared:
+        _shared.pop().close()
+
+
 def corpus_meteor_from_stats(stats: Sequence[Sequence[float]]) -> float:
-    """Corpus METEOR 1.5 (0-100) from per-item statistics; starts a jar (a few seconds), so for many resamples
-    keep one MeteorProcess open and call its aggregate()."""
-    with MeteorProcess() as meteor:
+    """Corpus METEOR 1.5 (0-100) from per-item statistics, through the shared jar."""
+    with shared_meteor() as meteor:
         return 100.0 * meteor.aggregate(stats)[0]

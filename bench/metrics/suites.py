@@ -52,9 +52,9 @@ def e2e(hypotheses: list[str], references: list[list[str]], *, java: bool, nist:
         return report
 
     from bench.metrics.coco import coco_cider, coco_rouge_l, ptb_tokenize
-    from bench.metrics.meteor import MeteorProcess
+    from bench.metrics.meteor import shared_meteor
 
-    with MeteorProcess() as meteor:  # the jar loads its tables while the tokenizer runs
+    with shared_meteor() as meteor:  # a jar started here loads its tables while the tokenizer runs
         tokens = ptb_tokenize([*hypotheses, *(r for refs in references for r in refs)])
         hyp_tokens, ref_tokens = tokens[:len(hypotheses)], []
         start = len(hypotheses)
@@ -116,9 +116,9 @@ def _triple_metrics(hypotheses: list[str], references: list[list[str]], subsets:
     if reason is not None:
         report.unavailable.update({f"METEOR{suffix}": reason for suffix in subsets})
     else:
-        from bench.metrics.meteor import MeteorProcess
+        from bench.metrics.meteor import shared_meteor
 
-        with MeteorProcess() as meteor:
+        with shared_meteor() as meteor:
             padded = [refs[:meteor_refs] + [""] * (meteor_refs - len(refs[:meteor_refs])) for refs in references]
             meteor_stats = [meteor.statistics(h, refs) for h, refs in zip(hypotheses, padded, strict=True)]
             for suffix, indices in subsets.items():

@@ -76,7 +76,8 @@ def execute_run(
         return existing
     with store.lock(run_dir) as holder:
         if holder is None:
-            log.info("waiting for %s: another process holds it (%s)", config.describe(), run_dir)
+            # Normal with --workers (they pass over the same plan): the caller moves on and checks again later.
+            log.debug("%s: another process holds it (%s); moving on", config.describe(), run_dir)
             return None
         existing = store.load(run_dir)  # finished while we waited for the lease
         if existing is not None:
