@@ -130,6 +130,7 @@ def probe_accuracy(features: dict[str, tuple[np.ndarray, np.ndarray]], ridge: fl
     return 100.0 * float((predictions == y_test).mean())
 
 
+@pytest.mark.slow  # in CI's slow tier: keeps `make test` within 3 minutes on 2 cores
 def test_pretrained_features_transfer_to_the_mini_tasks() -> None:
     gains = {}
     for name in TASK_PREPARERS:

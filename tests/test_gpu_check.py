@@ -67,6 +67,7 @@ def test_the_tiny_check_writes_every_figure(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("gpu-check.*")), "the working folder is removed after a good run"
 
 
+@pytest.mark.slow  # in CI's slow tier: keeps `make test` within 3 minutes on 2 cores
 def test_a_failing_step_stops_the_check_with_one_line(tmp_path: Path) -> None:
     done = gpu_check(tmp_path, GPU_CHECK_METHODS="deepshare")
     assert done.returncode != 0

@@ -151,6 +151,7 @@ def _cells(line: str) -> int:
     return len(re.split(r"(?<!\\)\|", line.strip())) - 2
 
 
+@pytest.mark.slow  # in CI's slow tier: keeps `make test` within 3 minutes on 2 cores
 def test_hostile_names_in_every_format(hostile_store: Path, tmp_path: Path) -> None:
     board = hostile_board(hostile_store)
     assert {r.label for r in board.rows} == {SCRIPT, MATH, SPECIAL, "plain"}
@@ -272,6 +273,7 @@ def test_hparams_table_heatmap_and_curves_come_from_the_records(hostile_store: P
 # write(): stale files, skipped figures, the default folder ------------------------------------------------------------
 
 
+@pytest.mark.slow  # in CI's slow tier: keeps `make test` within 3 minutes on 2 cores
 def test_write_removes_its_stale_files_only_and_says_why_figures_are_missing(hostile_store: Path,
                                                                               tmp_path: Path) -> None:
     out = tmp_path / "boards"

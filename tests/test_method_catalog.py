@@ -32,6 +32,7 @@ def last_line(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow  # in CI's slow tier: keeps `make test` within 3 minutes on 2 cores
 def test_a_second_listing_answers_without_torch_and_says_the_same(tmp_path: Path) -> None:
     first = bench(tmp_path, "list", "methods")
     assert last_line(first) == "TORCH 0"  # nothing cached yet: the method files are imported

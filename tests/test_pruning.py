@@ -53,6 +53,7 @@ def records_of(root: Path) -> dict[str, dict[str, Any]]:
     return {str(p.parent.relative_to(root)): json.loads(p.read_text()) for p in root.rglob("run.json")}
 
 
+@pytest.mark.slow  # in CI's slow tier: keeps `make test` within 3 minutes on 2 cores
 def test_grid_prune_end_to_end_is_marked_resumable_and_labelled(tiny_tasks_dir: Path, tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     spec = tiny_tasks_dir / "tiny" / "colors.yaml"

@@ -170,6 +170,7 @@ def test_a_damaged_cache_entry_is_discarded_with_a_warning_and_rebuilt(
     assert cached_split(spec(tiny_data), "train", "tiny").pixels.is_file()
 
 
+@pytest.mark.slow  # in CI's slow tier: keeps `make test` within 3 minutes on 2 cores
 def test_a_writer_killed_mid_decode_leaves_a_lock_the_next_process_takes_over(tiny_data: Path, tmp_path: Path) -> None:
     """kill -9 while holding the decode lock (at the fault point cache_write): the next process is not blocked,
     removes the partial files and decodes."""
@@ -188,6 +189,7 @@ def test_a_writer_killed_mid_decode_leaves_a_lock_the_next_process_takes_over(ti
 # ---------------------------------------------------------------- processes share one decode
 
 
+@pytest.mark.slow  # in CI's slow tier: keeps `make test` within 3 minutes on 2 cores
 def test_three_processes_decode_a_split_once_and_map_the_same_file(tiny_data: Path, tmp_path: Path) -> None:
     cache, log, go = tmp_path / "cache", tmp_path / "faults.log", tmp_path / "go"
     code = MEASURE + f"""
@@ -226,6 +228,7 @@ print(json.dumps({{"inodes": sorted(inodes), "sum": int(split.images.sum())}}))
 # ---------------------------------------------------------------- memory
 
 
+@pytest.mark.slow  # in CI's slow tier: keeps `make test` within 3 minutes on 2 cores
 def test_decoding_a_large_split_never_holds_it_in_memory(tmp_path: Path) -> None:
     """Pixels are streamed to the file and hashed while written: decoding a 60 MB split raises the peak RSS by a
     few MB (the earlier concatenate + tobytes held it three times: 180 MB)."""
@@ -246,6 +249,7 @@ print(json.dumps({"increase": status("VmHWM") - base}))
     assert increase < 20 * MB
 
 
+@pytest.mark.slow  # in CI's slow tier: keeps `make test` within 3 minutes on 2 cores
 def test_peak_memory_of_loading_three_splits_stays_within_the_budget(tmp_path: Path) -> None:
     """Three 60 MB splits read in full one after another: with a 100 MB budget the process never holds two
     (peak below the budget); without one it holds all three."""

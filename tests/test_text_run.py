@@ -28,7 +28,8 @@ def _final(results: Path, task: str, method: str) -> dict:
 
 
 @pytest.mark.parametrize(("task", "primary", "layers", "first_layer"),
-                         [("mini/e2e", "BLEU", 4, "layer 0"), ("mini/xsum", "ROUGE-2", 6, "encoder self 0")])
+                         [pytest.param("mini/e2e", "BLEU", 4, "layer 0", marks=pytest.mark.slow),  # CI's slow tier
+                          ("mini/xsum", "ROUGE-2", 6, "encoder self 0")])
 def test_mini_language_task_runs_end_to_end(task: str, primary: str, layers: int, first_layer: str,
                                             small_protocol: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
