@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,6 +114,26 @@ def test_list_methods_params_for_cub(capsys: pytest.CaptureFixture[str]) -> None
     assert rows["deep_share"] == ["1,438,272", "184,320"]
     assert rows["no_share"][0] == "184,320" and rows["simple_share"][0] == "92,160"
     assert "153,800" in out  # the CUB head
+
+
+def test_list_methods_params_counts_the_others_when_one_method_cannot_be_built(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, No-share on GPT-2 needs the tokenizer (init_text): its row says why, the rest are counted."""
+    import bench.params
+    from bench.errors import BenchError
+
+    real = bench.params.count_parameters
+
+    def without_tokenizer(task: Any, cls: Any, hparams: Any = None) -> Any:
+        if cls.name == "no_share":
+            raise BenchError("the tokenizer of 'gpt2' is not on this machine.", field="backbone.model")
+        return real(task, cls, hparams)
+
+    monkeypatch.setattr(bench.params, "count_parameters", without_tokenizer)
+    assert main(["list", "methods", "--params", "--task", "mini/e2e", "--method", "no_share,lora"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^lora\s+\d", out, re.M) and not re.search(r"^no_share\s", out, re.M)
+    assert "Not counted, no_share: field 'backbone.model': the tokenizer of 'gpt2' is not on this machine." in out
 
 
 def test_perf_data_compares_cached_tensors_with_decoding_and_writes_json(tmp_path: Path,

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bench.ops.slurm")
 
 
-BASE_MEMORY_GIB = 8  # Python, torch, the CUDA context, the model and its optimizer state on the host
+BASE_MEMORY_GIB = 8  # Python, torch, the CUDA context, the model and its optimizer state on the host, METEOR (1 GB)
 CPUS_PER_TASK = 8  # batches come from memory-mapped decoded splits; a few threads feed a GPU
 
 
