@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bench.errors import BenchError, did_you_mean
 
@@ -43,12 +43,22 @@ TRACKERS = {
 }
 
 
+WANDB_MODES = ("offline", "online", "disabled", "shared")
+
+
+def wandb_mode() -> str:
+    return os.environ.get("WANDB_MODE", "offline")
+
+
 def require(kind: str) -> None:
     """A known tracker whose package is installed; else one paragraph naming the extra (exit 2), before anything
     runs. Only looks the package up: importing it waits for the first finished run."""
     if kind not in TRACKERS:
         raise BenchError(f"unknown tracker '{kind}'.{did_you_mean(kind, list(TRACKERS))}", field="--track")
     tracker = TRACKERS[kind]
+    if kind == "wandb" and wandb_mode() not in WANDB_MODES:
+        raise BenchError(f"WANDB_MODE is {wandb_mode()!r}; W&B knows {', '.join(WANDB_MODES)}; nothing was run.",
+                         field="WANDB_MODE", hint="Unset it (bench then logs offline) or pick one of those.")
     if importlib.util.find_spec(tracker.module) is None:
         raise BenchError(
             f"--track {kind} logs every run to {kind}, and the '{tracker.module}' package is not installed; nothing "
@@ -197,7 +207,7 @@ def _log_wandb(record: dict[str, Any], store_root: Path) -> None:
     run = wandb.init(project=os.environ.get("WANDB_PROJECT", "peft-bench"), name=_title(record),
                      config=params_of(record), tags=[f"{k.removeprefix('bench.')}:{v}"[:64] for k, v in
                                                      tags_of(record).items()],
-                     job_type=record["run"]["stage"], dir=str(folder), mode=os.environ.get("WANDB_MODE", "offline"),
+                     job_type=record["run"]["stage"], dir=str(folder), mode=cast(Any, wandb_mode()),
                      reinit="create_new")
     try:
         for step, values in history_of(record):

@@ -161,3 +161,14 @@ def test_wandb_offline_run_holds_history_config_summary_and_tags_of_the_run(
     assert summary["test_top1"] == record["metrics"]["top1"]
     assert summary["params_head"] == record["params"]["head"]
     assert kinds[-1] == "exit" and records[-1].exit.exit_code == 0
+
+
+def test_a_wandb_mode_that_wandb_does_not_know_is_refused_before_anything_runs(
+        tiny_tasks_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offlne")
+    results = tmp_path / "runs"
+    assert main(run_args(tiny_tasks_dir, results, "--track", "wandb")) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "WANDB_MODE is 'offlne'; W&B knows offline, online, disabled, shared" in err and "Traceback" not in err
+    assert not results.exists()
