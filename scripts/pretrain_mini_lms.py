@@ -14,7 +14,12 @@ templates, so the frozen models carry something to transfer without having seen 
     python scripts/pretrain_mini_lms.py                 # ~3.5 minutes on 2 CPU cores
     python scripts/pretrain_mini_lms.py --check         # retrain in a temp folder; compare with the shipped files
 
-Same machine, same thread count, same library versions -> bit-identical files (sha256 in training.json).
+Same CPU, same thread count, same library versions -> bit-identical files (sha256 in training.json). On another
+CPU the kernels sum in another order: two retrainings there agree with each other bit for bit, but the GPT-2
+weights differ from the shipped ones by up to ~5e-4 (measured 2026-12-03) while every recorded loss reproduces to
+4 decimals. --check therefore requires the tokenizer byte for byte and the weights either byte for byte or with
+the recorded losses (final training loss, held-out loss, task-text loss) within LOSS_TOLERANCE, and reports the
+largest weight difference.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ ASSETS = ROOT / "bench" / "assets"
 CORPUS_SEED, HELD_OUT_SEED = 0, 1
 HELD_OUT_TEXTS = 400
 WEIGHT_FILES = ("model.safetensors", "tokenizer.json")  # what --check compares byte for byte
+LOSS_TOLERANCE = 2e-3  # nats: how far a retraining on another CPU may move a recorded loss
 
 Batch = dict[str, torch.Tensor]
 
@@ -455,15 +461,42 @@ def main() -> int:
             print(f"wrote {shipped} ({sum(sizes.values()) / 1024:.0f} KiB; model.safetensors "
                   f"{sizes['model.safetensors'] / 1024:.0f} KiB, sha256 {meta['sha256']['model.safetensors'][:16]}...)")
             continue
-        expected = json.loads((shipped / "training.json").read_text())["sha256"]
+        recorded = json.loads((shipped / "training.json").read_text())
         with tempfile.TemporaryDirectory() as scratch:
             meta = pretrain(RECIPES[kind], Path(scratch) / f"mini_{kind}")
-        for name in WEIGHT_FILES:
-            same = meta["sha256"][name] == expected[name] == sha256(shipped / name)
-            failures += not same
-            print(f"{kind} {name}: sha256 {meta['sha256'][name][:16]}... "
-                  f"{'identical to' if same else 'DIFFERENT from'} the shipped file")
+            failures += not check_against(kind, meta, recorded, shipped, Path(scratch) / f"mini_{kind}")
     return 1 if failures else 0
+
+
+def losses_of(meta: dict[str, Any]) -> dict[str, float]:
+    return {"final training": meta["final_train_loss"], "held-out": meta["held_out_loss"]["pretrained"],
+            "task text": meta["task_text_loss"]["pretrained"]}
+
+
+def check_against(kind: str, meta: dict[str, Any], recorded: dict[str, Any], shipped: Path, retrained: Path) -> bool:
+    """Tokenizer byte for byte; weights byte for byte, else the same losses (another CPU's kernels)."""
+    from safetensors.torch import load_file
+
+    ok = True
+    for name in WEIGHT_FILES:
+        same = meta["sha256"][name] == recorded["sha256"][name] == sha256(shipped / name)
+        print(f"{kind} {name}: sha256 {meta['sha256'][name][:16]}... "
+              f"{'identical to' if same else 'DIFFERENT from'} the shipped file")
+        if same:
+            continue
+        if name != "model.safetensors":
+            ok = False
+            continue
+        old, new = load_file(shipped / name), load_file(retrained / name)
+        largest = max(float((old[k] - new[k]).abs().max()) for k in old) if set(old) == set(new) else float("inf")
+        moved = {what: (value, losses_of(meta)[what]) for what, value in losses_of(recorded).items()}
+        close = all(abs(a - b) <= LOSS_TOLERANCE for a, b in moved.values())
+        ok &= close
+        print(f"{kind} weights: largest difference {largest:.2g}; losses shipped / retrained: "
+              + ", ".join(f"{what} {a:.4f} / {b:.4f}" for what, (a, b) in moved.items())
+              + (f" -> the same training on other kernels (within {LOSS_TOLERANCE} nats)" if close
+                 else f" -> NOT the same training (a loss moved by more than {LOSS_TOLERANCE} nats)"))
+    return ok
 
 
 if __name__ == "__main__":
