@@ -270,6 +270,22 @@ def test_hparams_table_heatmap_and_curves_come_from_the_records(hostile_store: P
     assert metric_table.rows[0].values["=SUM(A1)"] == pytest.approx((2.5, 1.0, 3))
 
 
+def test_without_a_searched_grid_the_hparams_table_has_no_val_score_column(hostile_store: Path) -> None:
+    """Fixed points (the demo protocol, single-point grids) have no val score: the column would be empty."""
+    import dataclasses
+
+    from bench.leaderboard.latex import render_hparams_table
+
+    searched = hostile_board(hostile_store, plots=False)
+    fixed = dataclasses.replace(searched, hparams=[dataclasses.replace(h, val_score=None) for h in searched.hparams])
+    assert "| Val score |" in leaderboard.render_markdown(searched)
+    assert "Val score" not in leaderboard.render_markdown(fixed).split("## Selected hyper-parameters")[1]
+    for board, columns in ((searched, "lllr@{}}"), (fixed, "lll@{}}")):
+        table = render_hparams_table(board, "s")
+        assert table is not None and ("\\begin{tabular}{@{}llr@{}lr@{}" + columns) in table
+        assert ("Val score" in table) == (board is searched)
+
+
 # write(): stale files, skipped figures, the default folder ------------------------------------------------------------
 
 

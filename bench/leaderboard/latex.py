@@ -197,7 +197,8 @@ def render_hparams_table(board: Board, stem: str) -> str | None:
                   rf"\caption{{{escape(data.title)}{more}. {escape(data.note)}}}" if not n else
                   rf"\caption{{{escape(data.title)}{more}.}}",
                   *([rf"\label{{tab:{stem}-hparams}}"] if not n else []), GAP, FIT,
-                  r"\begin{tabular}{@{}llr@{}lr@{}lllr@{}}", r"\toprule", _line(header), r"\midrule"]
+                  rf"\begin{{tabular}}{{@{{}}llr@{{}}lr@{{}}lll{'r' * (len(header) - 6)}@{{}}}}", r"\toprule",
+                  _line(header), r"\midrule"]
         lines += [_line(r) if not (r[0] and i) else r"\addlinespace" + "\n" + _line(r) for i, r in enumerate(chunk)]
         lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
     return "\n".join(lines) + "\n"

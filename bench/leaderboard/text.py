@@ -148,9 +148,11 @@ HPARAM_HEADERS = ["Task", "Method", "lr", "wd", "Method hyper-parameters", "Sele
 
 def hparams_table(board: Board) -> StatsTable | None:
     """Per task and method: the lr, weight decay and method hyper-parameters of the final runs, and how they were
-    chosen (None when no run detail was read)."""
+    chosen (None when no run detail was read). The val score column only where some grid was searched."""
     if not board.hparams:
         return None
+    searched = any(h.val_score is not None for h in board.hparams)
+    headers = HPARAM_HEADERS if searched else HPARAM_HEADERS[:-1]
     rows = [
         [
             h.task,
@@ -160,7 +162,7 @@ def hparams_table(board: Board) -> StatsTable | None:
             ", ".join(f"{k}={value_text(v)}" for k, v in h.hparams.items()),
             selection_text(h),
             "" if h.val_score is None else f"{h.val_score:.2f}",
-        ]
+        ][: len(headers)]
         for h in board.hparams
     ]
     rules = sorted({h.rule for h in board.hparams if h.metric is not None})
@@ -171,7 +173,7 @@ def hparams_table(board: Board) -> StatsTable | None:
     )
     if rules:
         note += " Rule: " + "; ".join(rules) + "."
-    return StatsTable("Selected hyper-parameters", HPARAM_HEADERS, rows, note)
+    return StatsTable("Selected hyper-parameters", headers, rows, note)
 
 
 def metric_digits(table: MetricTable) -> dict[str, int]:
