@@ -124,3 +124,23 @@ def test_a_task_without_stored_runs_is_timed_by_the_flop_rate_measured_on_other_
     every = calibration.flop_time("bitfit", "fp32", "b")
     assert every is not None and "2 stored runs (every method)" in every[1]
     assert calibration.flop_time("lora", "fp32", "a") is None  # only the task itself has them: rule 1 or 2 applies
+
+
+def test_the_backbone_cost_is_computed_once_per_backbone_and_a_damaged_cache_is_rebuilt(
+        isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dry run costs each backbone from $BENCH_CACHE/backbone-costs.json after the first time, without timm."""
+    import timm
+
+    from bench import registry
+    from bench.train.vision import VisionModality
+
+    task = registry.load_task_by_name("mini/counting")
+    first = VisionModality().backbone_cost(task)
+    assert first is not None and first[0] > 0 and first[1] > 2 * first[0]
+    built = []
+    real = timm.create_model
+    monkeypatch.setattr(timm, "create_model", lambda *a, **k: built.append(a) or real(*a, **k))
+    assert VisionModality().backbone_cost(task) == first and built == []  # read back, nothing built
+    (isolated_cache / "backbone-costs.json").write_text("{not json")
+    assert VisionModality().backbone_cost(task) == first and len(built) == 1  # rebuilt and rewritten
+    assert VisionModality().backbone_cost(task) == first and len(built) == 1
