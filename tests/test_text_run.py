@@ -29,7 +29,7 @@ def _final(results: Path, task: str, method: str) -> dict:
 
 @pytest.mark.parametrize(("task", "primary", "layers", "first_layer"),
                          [pytest.param("mini/e2e", "BLEU", 4, "layer 0", marks=pytest.mark.slow),  # CI's slow tier
-                          ("mini/xsum", "ROUGE-2", 6, "encoder self 0")])
+                          pytest.param("mini/xsum", "ROUGE-2", 6, "encoder self 0", marks=pytest.mark.slow)])
 def test_mini_language_task_runs_end_to_end(task: str, primary: str, layers: int, first_layer: str,
                                             small_protocol: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
