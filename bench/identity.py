@@ -14,7 +14,6 @@ import ast
 import contextlib
 import hashlib
 import inspect
-import json
 import sys
 from functools import cache
 from pathlib import Path
@@ -113,11 +112,9 @@ _DIGESTS: dict[str, str] | None = None
 def _digests() -> dict[str, str]:
     global _DIGESTS
     if _DIGESTS is None:
-        path = default_cache_dir() / "digests.json"
-        try:
-            _DIGESTS = dict(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            _DIGESTS = {}
+        from bench.store import read_json_object
+
+        _DIGESTS = read_json_object(default_cache_dir() / "digests.json")
     return _DIGESTS
 
 

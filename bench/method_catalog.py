@@ -22,6 +22,8 @@ from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from bench.store import read_json_object
+
 log = logging.getLogger("bench.methods")
 
 CATALOG_FILE = "method-catalog.json"
@@ -182,11 +184,7 @@ def _path() -> Path:
 
 
 def _read() -> dict[str, list[dict]]:
-    try:
-        data = json.loads(_path().read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_object(_path())
 
 
 def _write(data: dict[str, list[dict]]) -> None:

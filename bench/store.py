@@ -110,6 +110,16 @@ def atomic_write_json(path: Path, payload: Any) -> None:
     atomic_write_bytes(path, (json.dumps(payload, indent=1, sort_keys=False, default=str) + "\n").encode())
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in a cache file; {} when it is absent, unreadable or holds something else (caches are
+    rebuilt, never trusted)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 class InvalidRecord(BenchError):
     """A stored record that must not be used (edited, copied, moved, damaged, or from an older version)."""
 

@@ -26,7 +26,7 @@ from bench.data.transforms import FeatureBatches, ImageBatches
 from bench.errors import BenchError
 from bench.method import Method
 from bench.spec import TaskSpec, default_cache_dir
-from bench.store import PREDICTIONS, atomic_write_bytes, atomic_write_json
+from bench.store import PREDICTIONS, atomic_write_bytes, atomic_write_json, read_json_object
 from bench.train.config import RunConfig, RunOptions
 from bench.train.device import autocast
 from bench.train.memory import eval_batch_size, resident_splits
@@ -96,7 +96,7 @@ class VisionModality(Modality):
         kwargs: dict[str, Any] = {"num_classes": 0, **task.backbone.model_kwargs}
         key = json.dumps([task.backbone.model, kwargs, version("timm")], sort_keys=True, default=str)
         path = default_cache_dir() / "backbone-costs.json"
-        known = _json_object(path)
+        known = read_json_object(path)
         entry = known.get(key)
         if isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, int | float) for x in entry):
             return int(entry[0]), float(entry[1])
@@ -293,12 +293,3 @@ def write_predictions(path: Path, predictions: dict[str, np.ndarray]) -> None:
     arrays: dict[str, Any] = {k: v.astype(np.int32) for k, v in predictions.items()}
     np.savez_compressed(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue())
-
-
-def _json_object(path: Path) -> dict[str, Any]:
-    """The JSON object in `path`; {} when the file is absent, unreadable or holds something else."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
